@@ -1,0 +1,108 @@
+"""Train a ``Predictor`` on labeled data and write the artifact with its model card.
+
+The dev split is held out from fitting and is what the card's metrics describe.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from router_ml.data import Row, load_rows, rows_sha256
+from router_ml.embedder import Embedder
+from router_ml.metrics import routing_report
+from router_ml.predictor import Predictor
+from router_ml.rules import RuleRouter
+from router_ml.tiers import Tier, TierConfig
+
+from .splits import split_rows
+
+__all__ = ["TrainResult", "train_model"]
+
+
+@dataclass
+class TrainResult:
+    predictor: Predictor
+    card: dict[str, Any]
+    dev_report: dict[str, Any]
+    rules_dev_report: dict[str, Any]
+    out: Path
+
+
+def _counts(rows: list[Row]) -> dict[str, int]:
+    c = Counter(str(r.tier) for r in rows)
+    return {t.name: c.get(t.name, 0) for t in Tier}
+
+
+def _dev_report(rows: list[Row], pred: list[Tier], tiers: TierConfig) -> dict[str, Any]:
+    return routing_report([r.tier for r in rows], pred, [r.request.est_tokens for r in rows], tiers=tiers)
+
+
+def train_model(
+    data: str | Path,
+    out: str | Path,
+    *,
+    embedder: Embedder | None = None,
+    tiers: TierConfig | None = None,
+    dev_fraction: float = 0.2,
+    seed: int = 0,
+    progress: bool = False,
+) -> TrainResult:
+    """Load ``data``, split, embed once, fit the head on the training split, score dev, save to ``out``."""
+    tiers = tiers or TierConfig()
+    rows = load_rows(data)
+    train_rows, dev_rows = split_rows(rows, data, dev_fraction=dev_fraction, seed=seed)
+    predictor = Predictor(embedder, random_state=seed, progress=progress)
+    X = predictor.featurize([r.request for r in rows])
+    index = {id(r): i for i, r in enumerate(rows)}
+    X_train = X[[index[id(r)] for r in train_rows]]
+    X_dev = X[[index[id(r)] for r in dev_rows]]
+    predictor.fit_vectors(X_train, [r.tier for r in train_rows])
+
+    dev_pred = [Tier(int(i)) for i in predictor.predict_proba_vectors(X_dev).argmax(axis=1)]
+    dev_report = _dev_report(dev_rows, dev_pred, tiers)
+    rules_report = _dev_report(dev_rows, RuleRouter().predict([r.request for r in dev_rows]), tiers)
+    card = {
+        "training": {
+            "data": str(data),
+            "data_sha256": rows_sha256(rows),
+            "n_rows": len(rows),
+            "n_train": len(train_rows),
+            "n_dev": len(dev_rows),
+            "train_counts": _counts(train_rows),
+            "dev_counts": _counts(dev_rows),
+            "label_sources": dict(Counter(str(r.raw.get("label_source", "unknown")) for r in rows)),
+            "seed": seed,
+        },
+        "models": {t.name: tiers.model(t) for t in Tier},
+        "dev_metrics": _summary(dev_report),
+        "rules_dev_metrics": _summary(rules_report),
+    }
+    predictor.save(out, card=card)
+    predictor.card_ = card
+    return TrainResult(predictor, card, dev_report, rules_report, Path(out))
+
+
+def _summary(report: dict[str, Any]) -> dict[str, Any]:
+    keep = ("n", "accuracy", "underroute_rate", "overroute_rate", "per_tier", "confusion")
+    out = {k: report[k] for k in keep}
+    if "cost" in report:
+        out["savings_vs_opus"] = report["cost"]["savings_vs_opus"]
+        out["routed_per_1k_usd"] = report["cost"]["routed_per_1k_usd"]
+    return _round(out)
+
+
+def _round(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return round(obj, 4)
+    if isinstance(obj, dict):
+        return {k: _round(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_round(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return _round(obj.item())
+    return obj
