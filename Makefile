@@ -24,6 +24,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m train.bench
+	$(BIN)/python -m train.bench_label
 
 data-check: $(STAMP)
 	$(BIN)/router-ml data check data/

@@ -16,12 +16,18 @@ from .errors import (
     DataError,
     EmbedderMismatchError,
     InvalidRequestError,
+    LLMAnswerError,
+    LLMRequestError,
+    LLMRouterError,
+    LLMUnavailableError,
     NotFittedError,
     RouterMLError,
 )
+from .llm_router import LLMClassification, LLMRouter
 from .normalize import NormalizedRequest, normalize
 from .predictor import Predictor
 from .router import RouteDecision, Router
+from .breaker import CircuitBreaker
 from .rules import RuleRouter
 from .tiers import Price, Tier, TierConfig
 
@@ -32,6 +38,9 @@ __all__ = [
     "RouteDecision",
     "Predictor",
     "RuleRouter",
+    "LLMRouter",
+    "LLMClassification",
+    "CircuitBreaker",
     "Tier",
     "TierConfig",
     "Price",
@@ -48,4 +57,8 @@ __all__ = [
     "ArtifactCorruptError",
     "EmbedderMismatchError",
     "NotFittedError",
+    "LLMRouterError",
+    "LLMUnavailableError",
+    "LLMRequestError",
+    "LLMAnswerError",
 ]

@@ -67,7 +67,7 @@ def route(
             request = json.loads(raw)
         except json.JSONDecodeError:
             request = raw
-    router = run(Router.load, settings=settings)
+    router = run(Router.load, model_dir, settings=settings)
     d = run(router.route, request)
     if as_json:
         typer.echo(json.dumps(d.to_dict(), ensure_ascii=False))

@@ -14,6 +14,8 @@ The config file is TOML, found at ``ROUTER_ML_CONFIG`` or ``./router-ml.toml``::
     [router]
     model_dir = "models"          # env ROUTER_ML_MODEL_DIR
     llm_model = "claude-haiku-4-5"  # env ROUTER_ML_LLM_MODEL
+    log_path = "router-ml.db"     # env ROUTER_ML_LOG; the decision log (default: none)
+    log_privacy = "redact"        # env ROUTER_ML_LOG_PRIVACY: "full", "redact" or "hash"
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any, Mapping
 from .errors import ConfigError
 from .tiers import DEFAULT_MODELS, DEFAULT_PRICES, TierConfig
 
-__all__ = ["Settings", "load_settings", "default_model_dir"]
+__all__ = ["Settings", "load_settings", "default_model_dir", "LOG_PRIVACY_MODES"]
 
 CONFIG_ENV = "ROUTER_ML_CONFIG"
 DEFAULT_CONFIG_FILE = "router-ml.toml"
@@ -36,7 +38,19 @@ DEFAULT_CONFIG_FILE = "router-ml.toml"
 _ENV = {
     "model_dir": "ROUTER_ML_MODEL_DIR",
     "llm_model": "ROUTER_ML_LLM_MODEL",
+    "log_path": "ROUTER_ML_LOG",
+    "log_privacy": "ROUTER_ML_LOG_PRIVACY",
 }
+
+# How much of a request the decision log keeps (see router_ml.decision_log); "redact" by default so
+# that personal data is only stored when someone chose to.
+LOG_PRIVACY_MODES = ("full", "redact", "hash")
+
+
+def _privacy_problem(value: Any) -> str | None:
+    if value in LOG_PRIVACY_MODES:
+        return None
+    return f"log_privacy must be one of {', '.join(LOG_PRIVACY_MODES)}, got {value!r}"
 
 
 def default_model_dir() -> Path:
@@ -52,7 +66,14 @@ class Settings:
     tiers: TierConfig = field(default_factory=TierConfig)
     model_dir: Path = field(default_factory=default_model_dir)
     llm_model: str = DEFAULT_MODELS[min(DEFAULT_MODELS)]
+    log_path: Path | None = None  # None: no decision log
+    log_privacy: str = "redact"
     source: str = "defaults"  # where the file part came from, for error messages
+
+    def __post_init__(self) -> None:
+        problem = _privacy_problem(self.log_privacy)
+        if problem:
+            raise ConfigError(problem)
 
     def with_overrides(self, **overrides: Any) -> "Settings":
         """Apply explicit arguments (``None`` means "not given")."""
@@ -60,8 +81,9 @@ class Settings:
         unknown = set(given) - {f.name for f in fields(self)}
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-        if "model_dir" in given:
-            given["model_dir"] = Path(given["model_dir"])
+        for name in ("model_dir", "log_path"):
+            if name in given:
+                given[name] = Path(given[name])
         return replace(self, **given)
 
 
@@ -123,6 +145,17 @@ def load_settings(
             problems.append(f"llm_model must be a model name, got {router['llm_model']!r}")
         else:
             kwargs["llm_model"] = router["llm_model"]
+    if "log_path" in router:
+        if not isinstance(router["log_path"], str) or not router["log_path"]:
+            problems.append(f"log_path must be a file path, got {router['log_path']!r}")
+        else:
+            kwargs["log_path"] = Path(router["log_path"])
+    if "log_privacy" in router:
+        problem = _privacy_problem(router["log_privacy"])
+        if problem:
+            problems.append(problem)
+        else:
+            kwargs["log_privacy"] = router["log_privacy"]
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))
     return Settings(**kwargs).with_overrides(**overrides)

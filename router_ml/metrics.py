@@ -8,7 +8,7 @@ import numpy as np
 
 from .tiers import Tier, TierConfig
 
-__all__ = ["routing_report", "OUTPUT_TOKENS"]
+__all__ = ["routing_report", "expected_calibration_error", "OUTPUT_TOKENS"]
 
 # Assumed answer length by the work a request really needs (the true tier): output size follows the
 # task, not the model that answers it.
@@ -97,3 +97,26 @@ def routing_report(
 
 def _rate_f(a: float, b: float) -> float:
     return a / b if b else 0.0
+
+
+def expected_calibration_error(y_true: Sequence[Any], probs: np.ndarray, *, n_bins: int = 10) -> float:
+    """Top-label ECE: the gap between confidence and accuracy, averaged over equal-width bins.
+
+    0 means "0.9" is right nine times in ten at every confidence level.
+    """
+    probs = np.asarray(probs, dtype=float)
+    t = np.asarray([int(Tier.parse(v)) for v in y_true], dtype=int)
+    if probs.ndim != 2 or len(probs) != len(t):
+        raise ValueError(f"probs must be (n, 3) for {len(t)} labels, got shape {probs.shape}")
+    if len(t) == 0:
+        return 0.0
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == t
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, n_bins - 1)
+    ece = 0.0
+    for b in range(n_bins):
+        m = bins == b
+        if m.any():
+            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
+    return float(ece)

@@ -20,7 +20,7 @@ from .errors import ArtifactCorruptError, EmbedderMismatchError, NotFittedError
 from .normalize import NUMERIC_FEATURES, NormalizedRequest, normalize
 from .tiers import Tier
 
-__all__ = ["Predictor"]
+__all__ = ["Predictor", "softmax"]
 
 TIER_NAMES = [t.name for t in Tier]
 
@@ -33,6 +33,14 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return out
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of ``logits / temperature`` (temperature scaling calibrates it)."""
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
 
 
 class Predictor:
@@ -124,6 +132,7 @@ class Predictor:
         )
         self.head_ = make_pipeline(StandardScaler(), lr).fit(X, labels)
         self.C_ = float(np.ravel(lr.C_)[0])
+        self.temperature_ = 1.0
         self.n_features_in_ = X.shape[1]
         self.classes_ = [Tier(c) for c in lr.classes_]
         return self
@@ -135,15 +144,19 @@ class Predictor:
         if not hasattr(self, "head_"):
             raise NotFittedError("this Predictor is not fitted yet; call fit() or Predictor.load()")
 
-    def predict_proba_vectors(self, X: np.ndarray) -> np.ndarray:
-        """``(n, 3)`` probabilities, columns in tier order SIMPLE, MEDIUM, COMPLEX."""
+    def decision_function_vectors(self, X: np.ndarray) -> np.ndarray:
+        """``(n, 3)`` uncalibrated logits."""
         self._check_fitted()
         X = np.asarray(X, dtype=np.float32)
         if X.ndim == 1:
             X = X[None, :]
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"expected {self.n_features_in_} features per row, got {X.shape[1]}")
-        return self.head_.predict_proba(X)
+        return self.head_.decision_function(X)
+
+    def predict_proba_vectors(self, X: np.ndarray) -> np.ndarray:
+        """``(n, 3)`` calibrated probabilities, columns in tier order SIMPLE, MEDIUM, COMPLEX."""
+        return softmax(self.decision_function_vectors(X), self.temperature_)
 
     def predict_proba(self, requests: Sequence[Any]) -> np.ndarray:
         self._check_fitted()
@@ -164,6 +177,7 @@ class Predictor:
             numeric_features=list(NUMERIC_FEATURES),
             n_features=int(self.n_features_in_),
             C=self.C_,
+            calibration={**full.get("calibration", {}), "temperature": float(self.temperature_)},
             versions=_versions(),
             created_at=full.get("created_at") or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         )
@@ -209,6 +223,9 @@ class Predictor:
         self = cls(embedder)
         self.head_ = head
         self.C_ = float(card.get("C", 0.0))
+        self.temperature_ = float(card.get("calibration", {}).get("temperature", 1.0))
+        if not self.temperature_ > 0:
+            raise ArtifactCorruptError(f"calibration temperature must be > 0, got {self.temperature_}", path=card_path)
         self.n_features_in_ = n_features
         self.classes_ = list(Tier)
         self.card_ = card

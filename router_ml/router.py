@@ -1,25 +1,43 @@
-"""``Router``: what apps hold. Wraps a trained ``Predictor`` and answers with a ``RouteDecision``.
+"""``Router``: what apps hold. The chain behind ``route()``:
 
-With no trained model it falls back to the rule router, and says so in ``source``.
+1. the classifier, when it is confident (calibrated top probability >= ``confidence_threshold``),
+   answers with the cheapest tier within the ``underroute_budget``;
+2. otherwise the LLM router (Claude Haiku) is asked;
+3. when that fails (timeout, API error, unparsable answer) or its circuit is open, the classifier's
+   risk-averse choice is returned (``source="safe"``): one tier above its best guess.
+
+With no trained model at all, the keyword rule router answers (``source="rules"``). ``route()``
+raises only ``ValueError`` for malformed input: never for a network fault.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sqlite3
 import time
-from dataclasses import asdict, dataclass, field
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from .artifact import CARD_FILE
+from .breaker import CircuitBreaker
 from .config import Settings, load_settings
+from .decision import budget_tier, safe_tier
 from .embedder import Embedder
+from .errors import LLMAnswerError, LLMRouterError, LLMUnavailableError
 from .normalize import NormalizedRequest, normalize
 from .predictor import Predictor
 from .rules import RuleRouter
 from .tiers import Tier, TierConfig
 
 __all__ = ["Router", "RouteDecision"]
+
+_API_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN")
 
 
 @dataclass(frozen=True)
@@ -28,12 +46,13 @@ class RouteDecision:
 
     tier: Tier
     model: str
-    confidence: float  # probability of the chosen tier (1.0 for rules, which have no scores)
+    confidence: float  # calibrated top probability of the classifier (1.0 for rules)
     probabilities: dict[str, float]
     source: str  # "classifier", "llm", "safe" or "rules"
     reason: str = ""
-    cost_usd: float = 0.0  # what routing itself cost (LLM fallback calls)
+    cost_usd: float = 0.0  # what routing itself cost (the LLM fallback's call)
     latency_ms: float = 0.0
+    decision_id: str | None = None  # the decision log's id, when a log is attached
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -42,8 +61,31 @@ class RouteDecision:
         return d
 
 
+def _default_llm(settings: Settings):
+    """An LLM router when the environment configures the API, else None (low confidence -> safe)."""
+    if not any(os.environ.get(v) for v in _API_ENV):
+        return None
+    from .llm_router import LLMRouter
+
+    return LLMRouter(settings=settings)
+
+
 class Router:
-    """Route requests to the cheapest adequate tier.
+    """Route requests to the cheapest adequate tier. Safe to share across threads.
+
+    Parameters
+    ----------
+    predictor : Predictor, optional
+        The trained classifier; without one the rule router answers.
+    llm : LLMRouter, "auto" or None, default "auto"
+        The fallback for unconfident requests. "auto" builds one when ``ANTHROPIC_API_KEY`` or
+        ``ANTHROPIC_BASE_URL`` is set; None disables it (unconfident requests get the safe tier).
+    underroute_budget, confidence_threshold : float, optional
+        Override the values fitted into the model card (``router-ml calibrate``).
+    breaker : CircuitBreaker, optional
+        Default: opens after 3 consecutive failures for 30 s.
+    log : DecisionLog, optional
+        Where decisions are recorded; default the configured ``log_path``, if any.
 
     >>> router = Router.load()
     >>> router.route("Write a Python function that parses ISO 8601 dates").tier
@@ -56,11 +98,29 @@ class Router:
         *,
         tiers: TierConfig | None = None,
         settings: Settings | None = None,
+        llm: Any = "auto",
+        underroute_budget: float | None = None,
+        confidence_threshold: float | None = None,
+        breaker: CircuitBreaker | None = None,
+        log: Any = None,
+        max_fallback_workers: int = 8,
     ):
         self.settings = settings or load_settings()
         self.tiers = tiers or self.settings.tiers
         self.predictor = predictor
         self.rules = RuleRouter()
+        serving = (getattr(predictor, "card_", None) or {}).get("serving", {})
+        self.underroute_budget = _unit(
+            "underroute_budget", underroute_budget if underroute_budget is not None else serving.get("underroute_budget")
+        )
+        self.confidence_threshold = _unit(
+            "confidence_threshold",
+            confidence_threshold if confidence_threshold is not None else serving.get("confidence_threshold", 0.0),
+        )
+        self.llm = _default_llm(self.settings) if llm == "auto" else llm
+        self.breaker = breaker or CircuitBreaker()
+        self.log = log if log is not None else _default_log(self.settings)
+        self.max_fallback_workers = max_fallback_workers
 
     @classmethod
     def load(
@@ -69,39 +129,100 @@ class Router:
         *,
         embedder: Embedder | None = None,
         settings: Settings | None = None,
-        tiers: TierConfig | None = None,
+        **kwargs: Any,
     ) -> "Router":
-        """Load the model in ``path`` (default: the configured ``models/``)."""
+        """Load the model in ``path`` (default: the configured ``models/``).
+
+        An explicit path must hold a valid artifact. When the default directory has no model at
+        all, the rule router serves, with a warning; a damaged artifact is always an error.
+        """
         settings = settings or load_settings()
+        if path is None and not (Path(settings.model_dir) / CARD_FILE).exists():
+            warnings.warn(
+                f"no trained model in {settings.model_dir}; routing with the keyword rules (run `make train`)",
+                stacklevel=2,
+            )
+            return cls(None, settings=settings, **kwargs)
         predictor = Predictor.load(path or settings.model_dir, embedder=embedder)
-        return cls(predictor, tiers=tiers, settings=settings)
+        return cls(predictor, settings=settings, **kwargs)
 
-    # -- deciding ----------------------------------------------------------------------------
-    def _rules_decision(self, req: NormalizedRequest, started: float) -> RouteDecision:
-        tier, why = self.rules.decide(req)
+    # -- building decisions ----------------------------------------------------------------------
+    def _decision(self, tier: Tier, probs: Any, source: str, reason: str, started: float, cost: float = 0.0, **extra: Any) -> RouteDecision:
+        probs = np.asarray(probs, dtype=float)
         return RouteDecision(
             tier=tier,
             model=self.tiers.model(tier),
-            confidence=1.0,
-            probabilities={t.name: float(t == tier) for t in Tier},
-            source="rules",
-            reason=f"rule router: {why}",
-            latency_ms=(time.perf_counter() - started) * 1e3,
-        )
-
-    def _classifier_decision(self, probs: np.ndarray, started: float) -> RouteDecision:
-        tier = Tier(int(np.argmax(probs)))
-        return RouteDecision(
-            tier=tier,
-            model=self.tiers.model(tier),
-            confidence=float(probs[tier]),
+            confidence=float(probs.max()),
             probabilities={t.name: float(probs[t]) for t in Tier},
-            source="classifier",
-            reason=f"classifier: {tier.name} with p={probs[tier]:.2f}",
+            source=source,
+            reason=reason,
+            cost_usd=cost,
             latency_ms=(time.perf_counter() - started) * 1e3,
+            extra=extra,
         )
 
-    def route(self, request: Any = None, /, **kwargs: Any) -> RouteDecision:
+    def _rules(self, req: NormalizedRequest, started: float) -> RouteDecision:
+        tier, why = self.rules.decide(req)
+        onehot = [float(t == tier) for t in Tier]
+        return self._decision(tier, onehot, "rules", f"rule router: {why}", started)
+
+    def _classifier_tier(self, probs: np.ndarray) -> Tier:
+        if self.underroute_budget is None:
+            return Tier(int(np.argmax(probs)))
+        return budget_tier(probs, self.underroute_budget)
+
+    def _without_llm(self, probs: np.ndarray, started: float) -> RouteDecision | None:
+        """The decision when no LLM call is needed (or possible); None means "ask the LLM"."""
+        conf = float(probs.max())
+        if conf >= self.confidence_threshold:
+            tier = self._classifier_tier(probs)
+            return self._decision(tier, probs, "classifier", f"classifier: p={conf:.2f}", started)
+        why = f"low confidence ({conf:.2f} < {self.confidence_threshold:.2f})"
+        if self.llm is None:
+            return self._safe(probs, started, f"{why}; no LLM router configured")
+        if not self.breaker.allow():
+            return self._safe(probs, started, f"{why}; LLM router circuit open")
+        return None
+
+    def _safe(self, probs: np.ndarray, started: float, why: str, cost: float = 0.0) -> RouteDecision:
+        tier = safe_tier(probs, self.underroute_budget if self.underroute_budget is not None else 0.0)
+        return self._decision(tier, probs, "safe", f"safe tier: {why}", started, cost)
+
+    def _after_llm(self, probs: np.ndarray, started: float, verdict: Any = None, error: LLMRouterError | None = None) -> RouteDecision:
+        # The LLM router fails toward the risk-averse tier, never toward a guess.
+        if error is not None:
+            if isinstance(error, LLMAnswerError):
+                self.breaker.record_success()  # the API works; the answer did not parse
+            else:
+                self.breaker.record_failure(getattr(error, "retry_after", None) if isinstance(error, LLMUnavailableError) else None)
+            return self._safe(probs, started, f"LLM router failed: {error}", cost=error.cost_usd)
+        self.breaker.record_success()
+        return self._decision(
+            verdict.tier, probs, "llm", f"LLM router: {verdict.reason}", started, verdict.cost_usd, llm_model=verdict.model
+        )
+
+    def _ask_llm(self, req: NormalizedRequest, probs: np.ndarray, started: float) -> RouteDecision:
+        try:
+            verdict = self.llm.classify(req)
+        except LLMRouterError as err:
+            return self._after_llm(probs, started, error=err)
+        return self._after_llm(probs, started, verdict)
+
+    def _record(self, req: NormalizedRequest, decision: RouteDecision, conversation_id: str | None = None) -> RouteDecision:
+        if self.log is None:
+            return decision
+        try:
+            decision_id = self.log.record(req, decision, conversation_id=conversation_id)
+        except sqlite3.Error as err:  # a full disk must not break routing; say so and go on
+            warnings.warn(f"decision log write failed: {err}", RuntimeWarning, stacklevel=3)
+            return decision
+        return replace(decision, decision_id=decision_id)
+
+    def _probs(self, reqs: Sequence[NormalizedRequest]) -> np.ndarray:
+        return self.predictor.predict_proba(list(reqs))
+
+    # -- public ----------------------------------------------------------------------------------
+    def route(self, request: Any = None, /, *, conversation_id: str | None = None, **kwargs: Any) -> RouteDecision:
         """Route one request: a string, a messages list, or ``messages.create`` keyword arguments.
 
         Raises ``ValueError`` (``InvalidRequestError``) only for malformed input.
@@ -109,15 +230,58 @@ class Router:
         started = time.perf_counter()
         req = normalize(request, **kwargs)
         if self.predictor is None:
-            return self._rules_decision(req, started)
-        probs = self.predictor.predict_proba([req])[0]
-        return self._classifier_decision(probs, started)
+            return self._record(req, self._rules(req, started), conversation_id)
+        probs = self._probs([req])[0]
+        decision = self._without_llm(probs, started) or self._ask_llm(req, probs, started)
+        return self._record(req, decision, conversation_id)
+
+    async def aroute(self, request: Any = None, /, *, conversation_id: str | None = None, **kwargs: Any) -> RouteDecision:
+        """``route`` for asyncio apps: the embedding runs in a worker thread, the LLM call is awaited."""
+        started = time.perf_counter()
+        req = normalize(request, **kwargs)
+        if self.predictor is None:
+            decision = self._rules(req, started)
+        else:
+            probs = (await asyncio.to_thread(self._probs, [req]))[0]
+            decision = self._without_llm(probs, started)
+            if decision is None:
+                try:
+                    verdict = await self.llm.aclassify(req)
+                except LLMRouterError as err:
+                    decision = self._after_llm(probs, started, error=err)
+                else:
+                    decision = self._after_llm(probs, started, verdict)
+        return await asyncio.to_thread(self._record, req, decision, conversation_id)
 
     def route_batch(self, requests: Sequence[Any]) -> list[RouteDecision]:
-        """Route many requests with one batched embedding pass."""
+        """Route many requests: one batched embedding pass, LLM fallbacks in parallel."""
         started = time.perf_counter()
         normed = [normalize(r) for r in requests]
         if self.predictor is None:
-            return [self._rules_decision(r, started) for r in normed]
-        probs = self.predictor.predict_proba(normed) if normed else np.zeros((0, 3))
-        return [self._classifier_decision(p, started) for p in probs]
+            return [self._record(r, self._rules(r, started)) for r in normed]
+        probs = self._probs(normed) if normed else np.zeros((0, len(Tier)))
+        out: list[RouteDecision | None] = [self._without_llm(p, started) for p in probs]
+        pending = [i for i, d in enumerate(out) if d is None]
+        if pending:
+            with ThreadPoolExecutor(max_workers=min(self.max_fallback_workers, len(pending))) as pool:
+                for i, d in zip(pending, pool.map(lambda i: self._ask_llm(normed[i], probs[i], started), pending)):
+                    out[i] = d
+        return [self._record(r, d) for r, d in zip(normed, out)]  # type: ignore[arg-type]
+
+
+def _unit(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return value
+
+
+def _default_log(settings: Settings):
+    path = getattr(settings, "log_path", None)
+    if not path:
+        return None
+    from .decision_log import DecisionLog
+
+    return DecisionLog(path, privacy=getattr(settings, "log_privacy", "full"))

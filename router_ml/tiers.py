@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import numbers
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -30,9 +31,9 @@ class Tier(enum.IntEnum):
                 raise ValueError(
                     f"unknown tier {value!r}; expected one of {', '.join(t.name for t in cls)}"
                 ) from None
-        if isinstance(value, int) and not isinstance(value, bool):
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
             try:
-                return cls(value)
+                return cls(int(value))
             except ValueError:
                 raise ValueError(f"unknown tier index {value!r}; expected 0, 1 or 2") from None
         raise ValueError(f"unknown tier {value!r} of type {type(value).__name__}")

@@ -39,6 +39,15 @@ def train(
             f"dev {name:>10}: accuracy {rep['accuracy']:.3f}  underroute {rep['underroute_rate']:.3f}  "
             f"overroute {rep['overroute_rate']:.3f}"
         )
+    s, m = result.card["serving"], result.dev_serving
+    b, rest = m["classifier_budget"], m["confident_rest"]
+    typer.echo(
+        f"serving: temperature {s['temperature']:.2f} (dev ECE {m['ece_before']:.3f} -> {m['ece_after']:.3f}), "
+        f"underroute budget {s['underroute_budget']:.3f}, confidence threshold {s['confidence_threshold']:.3f}\n"
+        f"dev with budget: accuracy {b['accuracy']:.3f}  underroute {b['underroute_rate']:.3f}; "
+        f"to the LLM fallback {m['fallback_share']:.1%}, the rest: accuracy {rest['accuracy']:.3f}  "
+        f"underroute {rest['underroute_rate']:.3f}"
+    )
 
 
 @data_app.command("check")
@@ -75,6 +84,34 @@ def data_split(
     typer.echo(f"wrote {out}: {len(dev)} dev ids of {len(rows)} rows")
 
 
+def calibrate(
+    data: Annotated[Path, typer.Option("--data", help="Held-out labeled file, or a data dir (its dev split).")] = Path("data"),
+    model_dir: Annotated[Path, typer.Option("--model-dir", help="Model to recalibrate in place.")] = Path("models"),
+    target_underroute: Annotated[
+        float, typer.Option(help="Underroute rate the budget is fitted to (held-out, classifier alone).")
+    ] = 0.04,
+    fallback_rate: Annotated[float, typer.Option(help="Share of requests sent to the LLM router.")] = 0.15,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Fit calibration, the underroute budget and the confidence threshold on held-out data."""
+    from .calibration import calibrate_artifact
+
+    out = run(
+        calibrate_artifact, model_dir, data, target_underroute=target_underroute, target_fallback_rate=fallback_rate
+    )
+    if as_json:
+        typer.echo(json.dumps(out, indent=2))
+        return
+    s, m = out["serving"], out["metrics"]
+    typer.echo(
+        f"temperature {s['temperature']:.3f}, underroute budget {s['underroute_budget']:.3f}, "
+        f"confidence threshold {s['confidence_threshold']:.3f} (fitted on {m['n']} rows)\n"
+        f"ECE {m['ece_before']:.3f} -> {m['ece_after']:.3f}; fallback share {m['fallback_share']:.1%}; "
+        f"confident rest: accuracy {m['confident_rest']['accuracy']:.3f}, underroute {m['confident_rest']['underroute_rate']:.3f}"
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command("train")(train)
+    app.command("calibrate")(calibrate)
     app.add_typer(data_app, name="data")

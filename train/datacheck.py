@@ -33,6 +33,19 @@ def request_chars(row: Row) -> int:
     return n
 
 
+def full_text(row: Row) -> str:
+    """Every word of the request (system, all turns, tools), for duplicate detection."""
+    raw = row.raw
+    parts = [raw["prompt"]] if "prompt" in raw else [
+        m["content"] if isinstance(m.get("content"), str) else json.dumps(m.get("content"), ensure_ascii=False)
+        for m in raw["messages"]
+    ]
+    for key in ("system", "tools"):
+        if raw.get(key):
+            parts.append(raw[key] if isinstance(raw[key], str) else json.dumps(raw[key], ensure_ascii=False))
+    return "\n".join(parts)
+
+
 def shingles(text: str, n: int = 5) -> set[int]:
     """Hashed word n-grams (character n-grams for scripts written without spaces)."""
     words = _WORD.findall(text.lower())
@@ -45,12 +58,18 @@ def shingles(text: str, n: int = 5) -> set[int]:
 
 
 def near_duplicate_pairs(
-    texts: Sequence[str], *, threshold: float = 0.6, others: Sequence[str] | None = None, n: int = 5
+    texts: Sequence[str],
+    *,
+    threshold: float = 0.6,
+    others: Sequence[str] | None = None,
+    n: int = 5,
+    containment: bool = False,
 ) -> list[tuple[int, int, float]]:
-    """Pairs ``(i, j, jaccard)`` of shingle sets at or above ``threshold``.
+    """Pairs ``(i, j, score)`` of shingle sets at or above ``threshold``.
 
-    Within ``texts`` when ``others`` is None, else between ``texts[i]`` and ``others[j]``.
-    An inverted index keeps this near-linear for a few thousand rows.
+    Within ``texts`` when ``others`` is None, else between ``texts[i]`` and ``others[j]``. The score is
+    Jaccard, or with ``containment=True`` the share of ``others[j]``'s shingles found in ``texts[i]``
+    (a copied passage inside a longer request). An inverted index keeps this near-linear.
     """
     sets = [shingles(t, n) for t in texts]
     pool = sets if others is None else [shingles(t, n) for t in others]
@@ -71,10 +90,15 @@ def near_duplicate_pairs(
         for j, k in shared.items():
             if others is None and j <= i:
                 continue
-            jac = k / (len(s) + len(pool[j]) - k)
-            if jac >= threshold:
-                out.append((i, j, round(jac, 3)))
+            score = k / len(pool[j]) if containment else k / (len(s) + len(pool[j]) - k)
+            if score >= threshold:
+                out.append((i, j, round(score, 3)))
     return out
+
+
+def _jaccard(a: str, b: str) -> float:
+    sa, sb = shingles(a), shingles(b)
+    return len(sa & sb) / len(sa | sb) if sa or sb else 1.0
 
 
 def _content_key(raw: dict[str, Any]) -> str:
@@ -86,8 +110,13 @@ def _share(counter: Counter, n: int) -> dict[str, dict[str, float]]:
     return {k: {"n": v, "share": round(v / n, 3)} for k, v in sorted(counter.items(), key=lambda kv: -kv[1])}
 
 
-def check_data(path: str | Path, *, near_threshold: float = 0.6) -> dict[str, Any]:
-    """Validate every row (raises ``DataError`` with file:line on the first bad one) and report."""
+def check_data(path: str | Path, *, near_threshold: float = 0.8) -> dict[str, Any]:
+    """Validate every row (raises ``DataError`` with file:line on the first bad one) and report.
+
+    Near-identical requests with the *same* tier are redundancy (a template stamped twice) and count
+    as problems; with *different* tiers they are deliberate minimal pairs (the same pasted document,
+    another question) and are listed apart.
+    """
     rows = load_rows(path)
     n = len(rows)
     ids = Counter(r.id for r in rows)
@@ -96,8 +125,15 @@ def check_data(path: str | Path, *, near_threshold: float = 0.6) -> dict[str, An
     for r in rows:
         by_key[_content_key(r.raw)].append(r.id)
     exact = [v for v in by_key.values() if len(v) > 1]
-    near = near_duplicate_pairs([r.request.last_user for r in rows], threshold=near_threshold)
-    near_ids = [(rows[i].id, rows[j].id, s) for i, j, s in near]
+    # Near-identical as a whole *and* in the turn being answered: one app's system prompt shared by
+    # different questions, or one history with different follow-ups, is not duplication.
+    near = [
+        (i, j, s)
+        for i, j, s in near_duplicate_pairs([full_text(r) for r in rows], threshold=near_threshold)
+        if _jaccard(rows[i].request.last_user, rows[j].request.last_user) >= near_threshold
+    ]
+    near_ids = [(rows[i].id, rows[j].id, s) for i, j, s in near if rows[i].tier == rows[j].tier]
+    pairs = [(rows[i].id, rows[j].id, s) for i, j, s in near if rows[i].tier != rows[j].tier]
     multi = [r for r in rows if r.request.n_turns > 1]
     report = {
         "n": n,
@@ -115,6 +151,7 @@ def check_data(path: str | Path, *, near_threshold: float = 0.6) -> dict[str, An
         "duplicate_ids": dup_ids,
         "exact_duplicates": exact,
         "near_duplicates": near_ids,
+        "minimal_pairs": pairs,
         "problems": [],
     }
     if dup_ids:
@@ -122,7 +159,9 @@ def check_data(path: str | Path, *, near_threshold: float = 0.6) -> dict[str, An
     if exact:
         report["problems"].append(f"{len(exact)} exact duplicate request(s), e.g. {exact[:3]}")
     if near_ids:
-        report["problems"].append(f"{len(near_ids)} near-duplicate pair(s) (Jaccard >= {near_threshold}), e.g. {near_ids[:3]}")
+        report["problems"].append(
+            f"{len(near_ids)} near-duplicate pair(s) with the same tier (Jaccard >= {near_threshold}), e.g. {near_ids[:3]}"
+        )
     return report
 
 
@@ -137,5 +176,6 @@ def format_check(report: dict[str, Any]) -> str:
     )
     tags = ", ".join(f"{k} {v['share']:.0%}" for k, v in list(report["tags"].items())[:12])
     lines.append(f"tags: {tags}")
+    lines.append(f"minimal pairs (near-identical, different tiers): {len(report['minimal_pairs'])}")
     lines.append("problems: " + ("; ".join(report["problems"]) if report["problems"] else "none"))
     return "\n".join(lines)

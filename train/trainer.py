@@ -19,6 +19,7 @@ from router_ml.predictor import Predictor
 from router_ml.rules import RuleRouter
 from router_ml.tiers import Tier, TierConfig
 
+from .calibration import DEFAULT_FALLBACK_RATE, DEFAULT_TARGET_UNDERROUTE, fit_serving, oof_logits, serving_metrics
 from .splits import split_rows
 
 __all__ = ["TrainResult", "train_model"]
@@ -30,6 +31,7 @@ class TrainResult:
     card: dict[str, Any]
     dev_report: dict[str, Any]
     rules_dev_report: dict[str, Any]
+    dev_serving: dict[str, Any]
     out: Path
 
 
@@ -51,6 +53,8 @@ def train_model(
     dev_fraction: float = 0.2,
     seed: int = 0,
     progress: bool = False,
+    target_underroute: float = DEFAULT_TARGET_UNDERROUTE,
+    target_fallback_rate: float = DEFAULT_FALLBACK_RATE,
 ) -> TrainResult:
     """Load ``data``, split, embed once, fit the head on the training split, score dev, save to ``out``."""
     tiers = tiers or TierConfig()
@@ -61,9 +65,21 @@ def train_model(
     index = {id(r): i for i, r in enumerate(rows)}
     X_train = X[[index[id(r)] for r in train_rows]]
     X_dev = X[[index[id(r)] for r in dev_rows]]
-    predictor.fit_vectors(X_train, [r.tier for r in train_rows])
+    y_train = [r.tier for r in train_rows]
+    predictor.fit_vectors(X_train, y_train)
+    # Serving numbers come from out-of-fold predictions on the training split; dev stays unseen.
+    serving = fit_serving(
+        oof_logits(X_train, y_train, C=predictor.C_, seed=seed),
+        y_train,
+        target_underroute=target_underroute,
+        target_fallback_rate=target_fallback_rate,
+        fitted_on="out-of-fold predictions on the training split",
+    )
+    predictor.temperature_ = serving.temperature
+    dev_logits = predictor.decision_function_vectors(X_dev)
+    dev_serving = serving_metrics(dev_logits, [r.tier for r in dev_rows], serving)
 
-    dev_pred = [Tier(int(i)) for i in predictor.predict_proba_vectors(X_dev).argmax(axis=1)]
+    dev_pred = [Tier(int(i)) for i in dev_logits.argmax(axis=1)]
     dev_report = _dev_report(dev_rows, dev_pred, tiers)
     rules_report = _dev_report(dev_rows, RuleRouter().predict([r.request for r in dev_rows]), tiers)
     card = {
@@ -81,10 +97,13 @@ def train_model(
         "models": {t.name: tiers.model(t) for t in Tier},
         "dev_metrics": _summary(dev_report),
         "rules_dev_metrics": _summary(rules_report),
+        "calibration": {"method": "temperature", "ece_before_dev": dev_serving["ece_before"], "ece_after_dev": dev_serving["ece_after"]},
+        "serving": serving.to_card(),
+        "dev_serving": dev_serving,
     }
     predictor.save(out, card=card)
     predictor.card_ = card
-    return TrainResult(predictor, card, dev_report, rules_report, Path(out))
+    return TrainResult(predictor, card, dev_report, rules_report, dev_serving, Path(out))
 
 
 def _summary(report: dict[str, Any]) -> dict[str, Any]:

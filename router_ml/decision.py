@@ -1,0 +1,47 @@
+"""The one place that turns tier probabilities into a tier.
+
+Overrouting only costs money; underrouting hurts users. So the classifier does not take a bare
+argmax: it takes the cheapest tier whose chance of being too weak is within ``underroute_budget``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .tiers import Tier
+
+__all__ = ["budget_tier", "safe_tier", "risk_above"]
+
+
+def risk_above(probs: Sequence[float], tier: Tier) -> float:
+    """Probability that the request needs a stronger tier than ``tier``."""
+    return float(np.sum(np.asarray(probs, dtype=float)[int(tier) + 1 :]))
+
+
+def budget_tier(probs: Sequence[float], underroute_budget: float) -> Tier:
+    """Cheapest tier ``k`` with ``P(needs more than k) <= underroute_budget``.
+
+    ``underroute_budget=1`` is the cheapest tier always; ``0`` is COMPLEX unless the classifier is
+    certain.
+
+    >>> budget_tier([0.7, 0.2, 0.1], 0.35)
+    <Tier.SIMPLE: 0>
+    >>> budget_tier([0.7, 0.2, 0.1], 0.2)
+    <Tier.MEDIUM: 1>
+    """
+    if not 0.0 <= underroute_budget <= 1.0:
+        raise ValueError(f"underroute_budget must be in [0, 1], got {underroute_budget}")
+    for tier in Tier:
+        if risk_above(probs, tier) <= underroute_budget + 1e-12:
+            return tier
+    return Tier.COMPLEX
+
+
+def safe_tier(probs: Sequence[float], underroute_budget: float) -> Tier:
+    """The risk-averse answer when the LLM fallback is not available: one tier above the best
+    guess, and never below what the budget asks for."""
+    best = Tier(int(np.argmax(probs)))
+    up = Tier(min(int(best) + 1, int(Tier.COMPLEX)))
+    return max(up, budget_tier(probs, underroute_budget))
