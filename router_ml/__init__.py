@@ -14,6 +14,8 @@ from .errors import (
     ArtifactNotFoundError,
     ConfigError,
     DataError,
+    DecisionLogError,
+    DecisionNotFoundError,
     EmbedderMismatchError,
     InvalidRequestError,
     LLMAnswerError,
@@ -23,7 +25,10 @@ from .errors import (
     NotFittedError,
     RouterMLError,
 )
+from .client import AsyncRoutedAnthropic, RoutedAnthropic
+from .decision_log import DecisionLog
 from .llm_router import LLMClassification, LLMRouter
+from .routed import RoutedMessage
 from .normalize import NormalizedRequest, normalize
 from .predictor import Predictor
 from .router import RouteDecision, Router
@@ -41,6 +46,10 @@ __all__ = [
     "LLMRouter",
     "LLMClassification",
     "CircuitBreaker",
+    "RoutedAnthropic",
+    "AsyncRoutedAnthropic",
+    "RoutedMessage",
+    "DecisionLog",
     "Tier",
     "TierConfig",
     "Price",
@@ -61,4 +70,6 @@ __all__ = [
     "LLMUnavailableError",
     "LLMRequestError",
     "LLMAnswerError",
+    "DecisionLogError",
+    "DecisionNotFoundError",
 ]

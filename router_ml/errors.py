@@ -123,3 +123,23 @@ class LLMAnswerError(LLMRouterError):
     def __init__(self, message: str, *, model: str | None = None, cost_usd: float = 0.0, answer: str = ""):
         self.answer = answer[:300]
         super().__init__(message, model=model, cost_usd=cost_usd)
+
+
+# -- the decision log --------------------------------------------------------------------------------
+__all__ += ["DecisionLogError", "DecisionNotFoundError"]
+
+
+class DecisionLogError(RouterMLError):
+    """The log file cannot be used (not a database, written by a newer router-ml, locked too long)."""
+
+    def __init__(self, message: str, *, path: str | Path):
+        self.path = str(path)
+        super().__init__(f"{self.path}: {message}")
+
+
+class DecisionNotFoundError(RouterMLError, LookupError):
+    """``feedback`` or ``record_usage`` named a decision id that is not in the log."""
+
+    def __init__(self, decision_id: str, *, path: str | Path):
+        self.decision_id, self.path = decision_id, str(path)
+        super().__init__(f"{self.path}: no decision with id {decision_id!r}")

@@ -97,6 +97,9 @@ class _Walk:
         return "\n".join(parts)
 
     def block(self, block: Any, where: str) -> str:
+        dump = getattr(block, "model_dump", None)
+        if callable(dump):  # an SDK content block from a previous reply, put back into the history
+            block = dump(exclude_none=True)
         if not isinstance(block, Mapping):
             raise InvalidRequestError(f"{where} must be a block object, got {type(block).__name__}")
         kind = block.get("type")

@@ -29,7 +29,7 @@ from .breaker import CircuitBreaker
 from .config import Settings, load_settings
 from .decision import budget_tier, safe_tier
 from .embedder import Embedder
-from .errors import LLMAnswerError, LLMRouterError, LLMUnavailableError
+from .errors import DecisionLogError, LLMAnswerError, LLMRouterError, LLMUnavailableError
 from .normalize import NormalizedRequest, normalize
 from .predictor import Predictor
 from .rules import RuleRouter
@@ -208,12 +208,14 @@ class Router:
             return self._after_llm(probs, started, error=err)
         return self._after_llm(probs, started, verdict)
 
-    def _record(self, req: NormalizedRequest, decision: RouteDecision, conversation_id: str | None = None) -> RouteDecision:
+    def _record(
+        self, raw: Any, req: NormalizedRequest, decision: RouteDecision, conversation_id: str | None = None
+    ) -> RouteDecision:
         if self.log is None:
             return decision
         try:
-            decision_id = self.log.record(req, decision, conversation_id=conversation_id)
-        except sqlite3.Error as err:  # a full disk must not break routing; say so and go on
+            decision_id = self.log.record(raw, decision, conversation_id=conversation_id, normalized=req)
+        except (DecisionLogError, sqlite3.Error) as err:  # a full disk must not break routing; say so, go on
             warnings.warn(f"decision log write failed: {err}", RuntimeWarning, stacklevel=3)
             return decision
         return replace(decision, decision_id=decision_id)
@@ -229,11 +231,12 @@ class Router:
         """
         started = time.perf_counter()
         req = normalize(request, **kwargs)
+        raw = request if request is not None else kwargs
         if self.predictor is None:
-            return self._record(req, self._rules(req, started), conversation_id)
+            return self._record(raw, req, self._rules(req, started), conversation_id)
         probs = self._probs([req])[0]
         decision = self._without_llm(probs, started) or self._ask_llm(req, probs, started)
-        return self._record(req, decision, conversation_id)
+        return self._record(raw, req, decision, conversation_id)
 
     async def aroute(self, request: Any = None, /, *, conversation_id: str | None = None, **kwargs: Any) -> RouteDecision:
         """``route`` for asyncio apps: the embedding runs in a worker thread, the LLM call is awaited."""
@@ -251,14 +254,15 @@ class Router:
                     decision = self._after_llm(probs, started, error=err)
                 else:
                     decision = self._after_llm(probs, started, verdict)
-        return await asyncio.to_thread(self._record, req, decision, conversation_id)
+        raw = request if request is not None else kwargs
+        return await asyncio.to_thread(self._record, raw, req, decision, conversation_id)
 
     def route_batch(self, requests: Sequence[Any]) -> list[RouteDecision]:
         """Route many requests: one batched embedding pass, LLM fallbacks in parallel."""
         started = time.perf_counter()
         normed = [normalize(r) for r in requests]
         if self.predictor is None:
-            return [self._record(r, self._rules(r, started)) for r in normed]
+            return [self._record(q, r, self._rules(r, started)) for q, r in zip(requests, normed)]
         probs = self._probs(normed) if normed else np.zeros((0, len(Tier)))
         out: list[RouteDecision | None] = [self._without_llm(p, started) for p in probs]
         pending = [i for i, d in enumerate(out) if d is None]
@@ -266,7 +270,7 @@ class Router:
             with ThreadPoolExecutor(max_workers=min(self.max_fallback_workers, len(pending))) as pool:
                 for i, d in zip(pending, pool.map(lambda i: self._ask_llm(normed[i], probs[i], started), pending)):
                     out[i] = d
-        return [self._record(r, d) for r, d in zip(normed, out)]  # type: ignore[arg-type]
+        return [self._record(q, r, d) for q, r, d in zip(requests, normed, out)]  # type: ignore[arg-type]
 
 
 def _unit(name: str, value: float | None) -> float | None:

@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# The fake Messages-API server's fixtures (``fake``, ``settings``, ``router``) for every test module.
+pytest_plugins = ["fake_server"]
+
 FIXTURES = Path(__file__).parent / "fixtures"
 _WORD = re.compile(r"\w+")
 

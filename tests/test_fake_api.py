@@ -9,7 +9,7 @@ import urllib.request
 
 import anthropic
 import pytest
-from fake_server import TEST_KEY, fake  # noqa: F401  (fixture)
+from fake_server import TEST_KEY
 from typer.testing import CliRunner
 
 from router_ml.cli import app

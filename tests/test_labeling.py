@@ -11,15 +11,7 @@ from pathlib import Path
 
 import pytest
 import typer
-from fake_server import (  # noqa: F401  (fixtures)
-    TEST_KEY,
-    expected_tier,
-    fake,
-    read_rows,
-    sample_rows,
-    settings,
-    write_rows,
-)
+from fake_server import TEST_KEY, expected_tier, read_rows, sample_rows, write_rows
 from typer.testing import CliRunner
 
 from router_ml.errors import ConfigError, DataError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from fake_server import TEST_KEY, fake, router, settings  # noqa: F401  (fixtures)
+from fake_server import TEST_KEY
 
 from router_ml.errors import (
     ConfigError,

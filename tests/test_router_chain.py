@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from fake_server import TEST_KEY, fake, settings  # noqa: F401  (pytest fixtures)
+from fake_server import TEST_KEY
 
 from router_ml import Predictor, Router, Tier
 from router_ml.breaker import CircuitBreaker
@@ -23,7 +23,7 @@ def predictor(tiny_data, hash_embedder):
 
 
 @pytest.fixture
-def llm(fake, settings):  # noqa: F811
+def llm(fake, settings):
     r = LLMRouter(settings=settings, base_url=fake.base_url, api_key=TEST_KEY, timeout=0.5)
     yield r
     r.close()
@@ -37,13 +37,13 @@ def make_router(predictor, llm, **kw):
 PROMPT = "Translate 'good night' into Spanish."  # 36 chars: the fake server's rule says SIMPLE
 
 
-def test_confident_requests_never_call_the_api(predictor, llm, fake):  # noqa: F811
+def test_confident_requests_never_call_the_api(predictor, llm, fake):
     d = make_router(predictor, llm, confidence_threshold=0.0).route(PROMPT)
     assert d.source == "classifier" and d.cost_usd == 0.0
     assert fake.calls("messages") == 0
 
 
-def test_unconfident_requests_ask_the_llm_router(predictor, llm, fake):  # noqa: F811
+def test_unconfident_requests_ask_the_llm_router(predictor, llm, fake):
     d = make_router(predictor, llm, confidence_threshold=1.0).route(PROMPT)
     assert d.source == "llm" and d.tier is Tier.SIMPLE and d.model == "claude-haiku-4-5"
     assert d.cost_usd > 0 and d.reason.startswith("LLM router:")
@@ -65,7 +65,7 @@ def test_unconfident_requests_ask_the_llm_router(predictor, llm, fake):  # noqa:
         {"kind": "answer", "text": '{"tier": "ULTRA", "reason": "x"}'},
     ],
 )
-def test_every_fault_gives_the_safe_tier_without_raising(predictor, llm, fake, fault):  # noqa: F811
+def test_every_fault_gives_the_safe_tier_without_raising(predictor, llm, fake, fault):
     router = make_router(predictor, llm, confidence_threshold=1.0)
     fake.push_faults(fault)
     started = time.perf_counter()
@@ -79,7 +79,7 @@ def test_every_fault_gives_the_safe_tier_without_raising(predictor, llm, fake, f
     assert elapsed < 5.0
 
 
-def test_circuit_opens_after_repeated_failures_and_recovers(predictor, llm, fake):  # noqa: F811
+def test_circuit_opens_after_repeated_failures_and_recovers(predictor, llm, fake):
     now = [0.0]
     breaker = CircuitBreaker(failure_threshold=3, reset_after=30, clock=lambda: now[0])
     router = make_router(predictor, llm, confidence_threshold=1.0, breaker=breaker)
@@ -94,7 +94,7 @@ def test_circuit_opens_after_repeated_failures_and_recovers(predictor, llm, fake
     assert fake.calls("messages") == 4
 
 
-def test_retry_after_keeps_the_circuit_open_longer(predictor, llm, fake):  # noqa: F811
+def test_retry_after_keeps_the_circuit_open_longer(predictor, llm, fake):
     now = [0.0]
     breaker = CircuitBreaker(failure_threshold=1, reset_after=5, clock=lambda: now[0])
     router = make_router(predictor, llm, confidence_threshold=1.0, breaker=breaker)
@@ -106,7 +106,7 @@ def test_retry_after_keeps_the_circuit_open_longer(predictor, llm, fake):  # noq
     assert breaker.state == "half-open"
 
 
-def test_unreachable_api_returns_within_the_timeout_and_opens_the_circuit(predictor, settings):  # noqa: F811
+def test_unreachable_api_returns_within_the_timeout_and_opens_the_circuit(predictor, settings):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once we leave the block: connection refused
@@ -125,7 +125,7 @@ def test_without_an_llm_router_unconfident_requests_get_the_safe_tier(predictor)
     assert d.source == "safe" and "no LLM router configured" in d.reason
 
 
-def test_aroute_follows_the_same_chain(predictor, llm, fake):  # noqa: F811
+def test_aroute_follows_the_same_chain(predictor, llm, fake):
     router = make_router(predictor, llm, confidence_threshold=1.0)
 
     async def both():
@@ -140,7 +140,7 @@ def test_aroute_follows_the_same_chain(predictor, llm, fake):  # noqa: F811
     assert confident.source == "classifier"
 
 
-def test_route_batch_sends_only_unconfident_rows_to_the_llm(predictor, llm, fake, tiny_data):  # noqa: F811
+def test_route_batch_sends_only_unconfident_rows_to_the_llm(predictor, llm, fake, tiny_data):
     rows = load_rows(tiny_data)
     reqs = [r.raw for r in rows[:12]]
     probs = predictor.predict_proba([r.request for r in rows[:12]])
