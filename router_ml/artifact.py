@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import joblib
 
 from .errors import ArtifactCorruptError, ArtifactNotFoundError
+from .fileio import atomic_write, atomic_write_text
 
 __all__ = ["FORMAT", "CARD_FILE", "HEAD_FILE", "save_artifact", "load_card", "load_artifact", "sha256_file"]
 
@@ -34,28 +33,14 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_artifact(directory: str | Path, head: Any, card: dict[str, Any]) -> Path:
     """Write the head, then the card that vouches for it; each file atomically."""
     directory = Path(directory)
     head_path = directory / HEAD_FILE
-    _atomic_write(head_path, lambda f: joblib.dump(head, f, compress=3))
+    atomic_write(head_path, lambda f: joblib.dump(head, f, compress=3))
     card = dict(card, format=FORMAT, head={"file": HEAD_FILE, "sha256": sha256_file(head_path)})
     text = json.dumps(card, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    _atomic_write(directory / CARD_FILE, lambda f: f.write(text.encode("utf-8")))
+    atomic_write_text(directory / CARD_FILE, text)
     return directory
 
 

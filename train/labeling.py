@@ -18,10 +18,7 @@
 from __future__ import annotations
 
 import collections
-import json
-import os
 import random
-import tempfile
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -31,6 +28,7 @@ from typing import Any, Mapping
 
 from router_ml.data import Row, load_rows
 from router_ml.errors import ConfigError, LLMRouterError, LLMUnavailableError
+from router_ml.fileio import atomic_write_jsonl
 
 from .label_cache import CachedLabel, LabelCache, LabelKey
 from .labelers import Label, Labeler
@@ -217,22 +215,6 @@ def _run_threads(
         bar.close()
 
 
-def write_jsonl_atomic(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Write all rows to a temporary file beside ``path``, fsync, then rename over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for r in rows:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def label_file(
     in_path: str | Path,
     out_path: str | Path,
@@ -291,7 +273,7 @@ def label_file(
             if lab is not None:
                 out_rows.append({**r.raw, "tier": lab.tier.name, "label_source": labeler.source,
                                  "label_reason": lab.reason})
-        write_jsonl_atomic(out_path, out_rows)
+        atomic_write_jsonl(out_path, out_rows)  # a reader never sees half an output file
         report.written = len(out_rows)
         return report
     finally:

@@ -8,15 +8,14 @@ by tier with a fixed seed.
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
 
 from router_ml.data import Row
 from router_ml.errors import DataError
+from router_ml.fileio import atomic_write_text
 
 __all__ = ["SPLIT_FILE", "stratified_dev_ids", "load_split", "write_split", "split_rows"]
 
@@ -53,11 +52,7 @@ def load_split(data_dir: Path) -> set[str] | None:
 def write_split(data_dir: Path, dev_ids: Sequence[str], *, note: str = "") -> Path:
     path = data_dir / SPLIT_FILE
     text = json.dumps({"note": note, "dev": sorted(dev_ids)}, indent=1, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=".splits.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, text)
 
 
 def split_rows(
