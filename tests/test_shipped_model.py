@@ -15,13 +15,24 @@ def test_card_describes_the_shipped_model(shipped_model_dir):
 
 
 def test_router_load_default_routes_obvious_requests_apart(shipped_model_dir):
-    router = Router.load(shipped_model_dir)
-    easy = router.route("What's the capital of Canada?")
-    hard = router.route(
+    router = Router.load(shipped_model_dir, llm=None)
+    easy_q = "What's the capital of Canada?"
+    hard_q = (
         "Review our payment service, ledger and reconciliation jobs (three repos) for race conditions that "
         "could double-charge customers during failover, and design the fix with idempotency keys."
     )
-    assert easy.source == hard.source == "classifier"
+    easy, hard = router.route(easy_q), router.route(hard_q)
     assert easy.probabilities["COMPLEX"] < hard.probabilities["COMPLEX"]
-    assert easy.tier < hard.tier
-    assert easy.tier is Tier.SIMPLE
+    assert max(easy.probabilities, key=easy.probabilities.get) == "SIMPLE"
+    assert max(hard.probabilities, key=hard.probabilities.get) == "COMPLEX"
+    assert easy.tier < hard.tier and hard.tier is Tier.COMPLEX
+
+
+def test_shipped_card_carries_fitted_serving_numbers(shipped_model_dir):
+    card = json.loads((shipped_model_dir / "card.json").read_text())
+    s = card["serving"]
+    assert 0 < s["underroute_budget"] < 1 and 0 < s["confidence_threshold"] < 1 and s["temperature"] > 0
+    router = Router.load(shipped_model_dir, llm=None)
+    assert (router.underroute_budget, router.confidence_threshold) == (s["underroute_budget"], s["confidence_threshold"])
+    # the fitted budget keeps dev underroute (classifier alone) under the 5% target
+    assert card["dev_serving"]["classifier_budget"]["underroute_rate"] < 0.05
