@@ -31,6 +31,7 @@ from .llm_router import LLMClassification, LLMRouter
 from .routed import RoutedMessage
 from .normalize import NormalizedRequest, normalize
 from .predictor import Predictor
+from .registry import ModelRegistry
 from .router import RouteDecision, Router
 from .breaker import CircuitBreaker
 from .rules import RuleRouter
@@ -42,6 +43,7 @@ __all__ = [
     "Router",
     "RouteDecision",
     "Predictor",
+    "ModelRegistry",
     "RuleRouter",
     "LLMRouter",
     "LLMClassification",

@@ -78,18 +78,31 @@ def route(
 
 @app.command()
 def evaluate(
-    data: Annotated[Path, typer.Option("--data", help="Labeled JSONL file or directory.")],
-    router: Annotated[str, typer.Option("--router", help="ml or rules.")] = "ml",
+    data: Annotated[Path, typer.Option("--data", help="Labeled JSONL file (all rows) or directory (its dev split).")],
+    router: Annotated[str, typer.Option("--router", help="ml, rules, llm or all (side by side).")] = "ml",
+    by: Annotated[Optional[list[str]], typer.Option("--by", help="Break down by a row key: tags, lang... (repeatable).")] = None,
+    report_dir: Annotated[Optional[Path], typer.Option("--report", help="Write report.md, report.json and plots here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    underroute_budget: Annotated[Optional[float], typer.Option(help="Override the card's underroute budget.")] = None,
+    confidence_threshold: Annotated[Optional[float], typer.Option(help="Override the card's confidence threshold.")] = None,
     model_dir: ModelDir = None,
     config: ConfigFile = None,
 ) -> None:
-    """Score a router on labeled data: accuracy, over/underroute, confusion, cost."""
-    from .evaluate import evaluate_router, format_report
+    """Score routers side by side on labeled data: accuracy, over/underroute, cost, calibration, coverage."""
+    from .evaluate import evaluate as run_evaluation, format_report
 
     settings = _settings(config, model_dir)
-    report = run(evaluate_router, data, router=router, settings=settings)
-    typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+    report = run(
+        run_evaluation, data, router=router, settings=settings, by=by or (),
+        underroute_budget=underroute_budget, confidence_threshold=confidence_threshold,
+    )
+    if report_dir is not None:
+        from .eval_plots import write_report
+
+        md = run(write_report, report, report_dir)
+        if not as_json:
+            typer.echo(f"wrote {md} and its plots")
+    typer.echo(json.dumps(report, indent=2, ensure_ascii=False) if as_json else format_report(report))
 
 
 @app.command("fake-api")
@@ -106,6 +119,23 @@ def fake_api(
 
     run(serve, host=host, port=port, latency_ms=latency_ms, fail_rate=fail_rate, seed=seed,
         batch_delay_s=batch_delay_s)
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8080,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    upstream: Annotated[Optional[str], typer.Option(
+        "--upstream", help="Messages API to forward to (env ROUTER_ML_UPSTREAM; default https://api.anthropic.com).")] = None,
+    models: Annotated[Optional[Path], typer.Option("--models", help="router-ml.toml with models and prices.")] = None,
+    model_dir: ModelDir = None,
+    token: Annotated[Optional[str], typer.Option(
+        "--token", help="Access token callers send in x-router-token (prefer env ROUTER_ML_PROXY_TOKEN).")] = None,
+) -> None:
+    """Serve the Messages API on HTTP and route model "auto" (docs/proxy.md). Ctrl-C stops it."""
+    from .proxy_server import serve as serve_proxy
+
+    run(serve_proxy, host=host, port=port, upstream=upstream, config_file=models, model_dir=model_dir, token=token)
 
 
 def _unavailable(name: str, err: ImportError):

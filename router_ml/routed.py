@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterator
 
 from .router import RouteDecision
 
-__all__ = ["RoutedMessage", "RoutedStream", "AsyncRoutedStream"]
+__all__ = ["RoutedMessage", "RoutedStream", "AsyncRoutedStream", "StreamUsage"]
 
 _USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
@@ -45,7 +45,7 @@ class RoutedMessage:
         return f"RoutedMessage(tier={self.routing.tier.name}, model={self.routing.model!r}, message={self.message!r})"
 
 
-class _StreamUsage:
+class StreamUsage:
     """Usage from stream events: ``message_start`` carries the input side, ``message_delta`` the output."""
 
     def __init__(self) -> None:
@@ -77,7 +77,7 @@ class RoutedStream:
     def __init__(self, stream: Any, routing: RouteDecision, decision_id: str | None,
                  on_usage: Callable[[Any], Any]):
         self.stream, self.routing, self.decision_id = stream, routing, decision_id
-        self._on_usage, self._usage, self._done = on_usage, _StreamUsage(), False
+        self._on_usage, self._usage, self._done = on_usage, StreamUsage(), False
 
     def _finish(self) -> None:
         if not self._done:

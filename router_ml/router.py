@@ -24,7 +24,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .artifact import CARD_FILE
 from .breaker import CircuitBreaker
 from .config import Settings, load_settings
 from .decision import budget_tier, safe_tier
@@ -32,6 +31,7 @@ from .embedder import Embedder
 from .errors import DecisionLogError, LLMAnswerError, LLMRouterError, LLMUnavailableError
 from .normalize import NormalizedRequest, normalize
 from .predictor import Predictor
+from .registry import has_model
 from .rules import RuleRouter
 from .tiers import Tier, TierConfig
 
@@ -137,7 +137,7 @@ class Router:
         all, the rule router serves, with a warning; a damaged artifact is always an error.
         """
         settings = settings or load_settings()
-        if path is None and not (Path(settings.model_dir) / CARD_FILE).exists():
+        if path is None and not has_model(settings.model_dir):  # flat or versioned (router_ml.registry)
             warnings.warn(
                 f"no trained model in {settings.model_dir}; routing with the keyword rules (run `make train`)",
                 stacklevel=2,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.error
 import urllib.request
 
@@ -76,6 +77,26 @@ def test_cache_write_then_read_per_model_and_floor(fake, client):
 def test_count_tokens(fake, client):
     assert client.messages.count_tokens(**{k: v for k, v in _params("x" * 40).items() if k != "max_tokens"}).input_tokens == 10
     assert fake.calls("count_tokens") == 1
+
+
+def test_streaming_is_server_sent_events_the_sdk_assembles(fake, client):
+    with client.messages.stream(**_params("hello there, stream me")) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_message()
+    assert kinds[:2] == ["message_start", "content_block_start"]
+    assert kinds[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    assert kinds.count("text") >= 2  # the answer came in several deltas
+    whole = client.messages.create(**_params("hello there, stream me"))
+    assert final.content[0].text == whole.content[0].text and final.stop_reason == "end_turn"
+    assert final.usage.input_tokens == whole.usage.input_tokens and final.usage.output_tokens == whole.usage.output_tokens
+
+
+def test_stream_events_are_paced(fake, client):
+    fake.configure(stream_interval_ms=40)
+    seen = []
+    for _ in client.messages.create(**_params("pace me please, one two three"), stream=True):
+        seen.append(time.perf_counter())
+    assert len(seen) >= 6 and seen[-1] - seen[0] >= 0.04 * (len(seen) - 1) * 0.8
 
 
 def test_invalid_body_is_400(client):

@@ -20,15 +20,30 @@ def train(
     embedder_path: Annotated[
         Optional[Path], typer.Option("--embedder", help="Another sentence-transformers model directory.")
     ] = None,
+    backend: Annotated[
+        str, typer.Option("--backend", help="Runtime embedder: st (sentence-transformers), onnx (int8) or static.")
+    ] = "st",
     as_json: Annotated[bool, typer.Option("--json", help="Print the model card as JSON.")] = False,
 ) -> None:
-    """Train the classifier on labeled data and write models/ (card + head)."""
-    from router_ml.embedder import SentenceTransformerEmbedder
+    """Train the classifier on labeled data and write models/ (card + head + the backend's files)."""
+    import tempfile
 
+    from .embedders import build_embedder
     from .trainer import train_model
 
-    embedder = SentenceTransformerEmbedder(embedder_path) if embedder_path else None
-    result = run(train_model, data, out, embedder=embedder, seed=seed, progress=not as_json)
+    from router_ml.registry import ModelRegistry
+
+    # The onnx / static files are built into a work dir that lives until the artifact is saved.
+    work = tempfile.TemporaryDirectory(prefix="router-ml-embedder-")
+    embedder = None
+    if backend != "st" or embedder_path:
+        embedder = run(build_embedder, backend, work.name, model_dir=embedder_path)
+    if ModelRegistry(out).layout == "versioned":  # a new version, made active (docs/retraining.md)
+        from .retrain import train_new_version
+
+        _, result = run(train_new_version, data, out, embedder=embedder, seed=seed, progress=not as_json)
+    else:
+        result = run(train_model, data, out, embedder=embedder, seed=seed, progress=not as_json)
     if as_json:
         typer.echo(json.dumps(result.card, indent=2))
         return
@@ -89,7 +104,7 @@ def calibrate(
     model_dir: Annotated[Path, typer.Option("--model-dir", help="Model to recalibrate in place.")] = Path("models"),
     target_underroute: Annotated[
         float, typer.Option(help="Underroute rate the budget is fitted to (held-out, classifier alone).")
-    ] = 0.04,
+    ] = 0.03,
     fallback_rate: Annotated[float, typer.Option(help="Share of requests sent to the LLM router.")] = 0.15,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:

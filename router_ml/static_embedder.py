@@ -1,0 +1,101 @@
+"""``StaticEmbedder``: one precomputed vector per vocabulary token, averaged; about 0.1 ms a request.
+
+Why: a transformer costs milliseconds per request on a 2-core CPU; a lookup table distilled from it
+(``train/distill_static.py``, model2vec's method) costs a tokenizer call and a mean. Its space is not
+the transformer's, so the classifier head is trained on its own vectors.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .onnx_embedder import load_tokenizer
+
+__all__ = ["StaticEmbedder"]
+
+
+class StaticEmbedder:
+    """Mean of token vectors (special tokens left out), L2-normalized.
+
+    Parameters
+    ----------
+    vectors_path : path to ``static.npy``, a ``(vocab, dim)`` float16/float32 array.
+    tokenizer_path : path to the ``tokenizer.json`` whose ids index the rows.
+    id : str, the embedder id the card records.
+    max_length : int, default 512 tokens read per text (the normalizer already bounds the text).
+
+    The table is memory-mapped on first use (``np.load`` without pickle, no copy): start-up reads no
+    more of it than the requests touch. Sums are taken in float32.
+
+    Example
+    -------
+    >>> e = StaticEmbedder("models/static.npy", "models/tokenizer.json", id="...")
+    >>> e.encode(["hello"]).shape
+    (1, 256)
+    """
+
+    backend = "static"
+
+    def __init__(self, vectors_path: str | Path, tokenizer_path: str | Path, *, id: str, max_length: int = 512):
+        self.vectors_path = Path(vectors_path)
+        self.tokenizer_path = Path(tokenizer_path)
+        self.id = id
+        self.max_length = int(max_length)
+        self._table: np.ndarray | None = None
+        self._tokenizer = None
+        self._lock = threading.Lock()
+
+    def _load(self):
+        with self._lock:
+            if self._table is None:
+                table = np.load(self.vectors_path, mmap_mode="r", allow_pickle=False)
+                if table.ndim != 2:
+                    raise ValueError(f"{self.vectors_path}: expected a (vocab, dim) array, got shape {table.shape}")
+                tok = load_tokenizer(self.tokenizer_path, max_length=self.max_length)
+                if tok.get_vocab_size() > len(table):
+                    raise ValueError(
+                        f"{self.vectors_path}: {len(table)} rows for a {tok.get_vocab_size()}-token vocabulary"
+                    )
+                self._tokenizer = tok
+                self._table = table
+        return self._table, self._tokenizer
+
+    @property
+    def dim(self) -> int:
+        return int(self._load()[0].shape[1])
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        """``(n, dim)`` float32; a text with no tokens gives a zero row. ``batch_size`` is unused."""
+        table, tok = self._load()
+        n = len(texts)
+        if n == 0:
+            return np.zeros((0, table.shape[1]), dtype=np.float32)
+        if n == 1:  # the hot path of route(): no batch bookkeeping
+            ids = tok.encode(texts[0], add_special_tokens=False).ids
+            vec = table[ids].mean(axis=0, dtype=np.float32) if ids else np.zeros(table.shape[1], np.float32)
+            return _normalize(vec[None, :])
+        encodings = tok.encode_batch(list(texts), add_special_tokens=False)
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=n)
+        flat = np.fromiter((i for e in encodings for i in e.ids), dtype=np.int64, count=int(lengths.sum()))
+        sums = np.zeros((n, table.shape[1]), dtype=np.float32)
+        nonempty = lengths > 0
+        if flat.size:
+            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])[nonempty]
+            sums[nonempty] = np.add.reduceat(table[flat].astype(np.float32), starts, axis=0)
+        sums[nonempty] /= lengths[nonempty, None]
+        return _normalize(sums)
+
+    def artifact_spec(self) -> tuple[dict, dict[str, Path]]:
+        """The card's ``embedder`` entry and the files the runtime needs (copied into the model dir)."""
+        spec = {"backend": self.backend, "id": self.id, "dim": self.dim, "max_length": self.max_length,
+                "files": {"vectors": "static.npy", "tokenizer": "tokenizer.json"}}
+        return spec, {"static.npy": self.vectors_path, "tokenizer.json": self.tokenizer_path}
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32, copy=False)

@@ -1,0 +1,219 @@
+"""The runtime backends side by side: sentence-transformers fp32, ONNX int8, static, and a cascade.
+
+For each backend, one run: train the classifier with ``train_model`` on the data's train split (as
+``router-ml train --backend ...`` does), score the dev split, then time ``Router.route()`` warm at four
+prompt lengths, batch throughput, and cold start + peak memory in a fresh interpreter. The cascade
+(static first, transformer when the static head is unsure) is simulated from the dev probabilities,
+so it is measured before anyone builds it. Prints one JSON object; quote medians; asserts no time.
+
+    python -m train.bench_backends [--data data/] [--work /tmp/router-ml-bench] [--fresh]
+
+Embeddings and built files are cached in ``--work`` (keyed by text), so a rerun skips the slow parts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .bench import PROMPT_200, _timings
+
+BACKENDS = ("st", "onnx", "static")
+LOG_LINE = " ERROR upload part 17 failed: connection reset; retrying"
+PROMPTS = {
+    "20": "Capital of Peru, pls",
+    "200": PROMPT_200[:200],
+    "2000": (PROMPT_200 + " Here is the log excerpt:" + LOG_LINE * 40)[:2000],
+    "20000": (PROMPT_200 + " Here is the log excerpt:" + LOG_LINE * 400)[:20000],
+}
+
+COLD = """
+import json, resource, sys, time
+t0 = time.perf_counter()
+from router_ml import Router
+t1 = time.perf_counter()
+r = Router.load({path!r}, llm=None)
+t2 = time.perf_counter()
+r.route({prompt!r})
+t3 = time.perf_counter()
+print(json.dumps({{"import_s": t1 - t0, "load_s": t2 - t1, "first_route_s": t3 - t2,
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "torch_imported": "torch" in sys.modules}}))
+"""
+
+
+class MemoEmbedder:
+    """Wraps an embedder with a text -> vector cache saved to ``path`` (the bench's only shortcut)."""
+
+    def __init__(self, inner: Any, path: Path):
+        self.inner, self.path = inner, path
+        self.id, self.dim = inner.id, int(inner.dim)
+        self._memo: dict[str, np.ndarray] = {}
+        if path.is_file():
+            with np.load(path, allow_pickle=False) as z:
+                self._memo = dict(zip(z["keys"].tolist(), z["vectors"]))
+
+    @staticmethod
+    def _key(text: str) -> str:
+        return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        keys = [self._key(t) for t in texts]
+        todo = sorted({k: t for k, t in zip(keys, texts) if k not in self._memo}.items())
+        if todo:
+            vecs = self.inner.encode([t for _, t in todo], batch_size=batch_size, progress=progress)
+            self._memo.update({k: v for (k, _), v in zip(todo, vecs)})
+            np.savez(self.path, keys=np.array(list(self._memo)), vectors=np.stack(list(self._memo.values())))
+        return np.stack([self._memo[k] for k in keys]).astype(np.float32) if keys else np.zeros((0, self.dim), np.float32)
+
+    def artifact_spec(self):
+        from router_ml.predictor import _embedder_spec
+
+        return _embedder_spec(self.inner)
+
+
+def _embedder(backend: str, work: Path, fresh: bool) -> Any:
+    from router_ml.embedder import SentenceTransformerEmbedder
+    from router_ml.onnx_embedder import OnnxEmbedder
+    from router_ml.static_embedder import StaticEmbedder
+
+    from .distill_static import build_static_files
+    from .embedders import ONNX_ID, STATIC_ID
+    from .export_onnx import build_onnx_files
+
+    if backend == "st":
+        return SentenceTransformerEmbedder()
+    if backend == "onnx":
+        d = work / "onnx"
+        if fresh or not (d / "embedder.onnx").is_file():
+            build_onnx_files(d)
+        return OnnxEmbedder(d / "embedder.onnx", d / "tokenizer.json", id=ONNX_ID)
+    d = work / "static"
+    if fresh or not (d / "static.npy").is_file():
+        build_static_files(d)
+    return StaticEmbedder(d / "static.npy", d / "tokenizer.json", id=STATIC_ID)
+
+
+def _report(y: Sequence[int], pred: Sequence[int]) -> dict[str, float]:
+    y, pred = np.asarray(y), np.asarray(pred)
+    return {
+        "accuracy": round(float((y == pred).mean()), 4),
+        "underroute": round(float((pred < y).mean()), 4),
+        "overroute": round(float((pred > y).mean()), 4),
+    }
+
+
+def train_backends(data: Path, work: Path, fresh: bool) -> tuple[dict[str, Any], dict[str, np.ndarray], list[int]]:
+    """Train each backend's classifier; return its dev figures, dev probabilities and dev labels."""
+    from router_ml.data import load_rows
+
+    from .splits import split_rows
+    from .trainer import train_model
+
+    rows = load_rows(data)
+    _, dev_rows = split_rows(rows, data)
+    y_dev = [int(r.tier) for r in dev_rows]
+    out: dict[str, Any] = {}
+    probs: dict[str, np.ndarray] = {}
+    for backend in BACKENDS:
+        t = time.perf_counter()
+        inner = _embedder(backend, work, fresh)
+        build_s = time.perf_counter() - t
+        memo_path = work / f"vectors-{backend}.npz"
+        if fresh:
+            memo_path.unlink(missing_ok=True)
+        emb = MemoEmbedder(inner, memo_path)
+        t = time.perf_counter()
+        res = train_model(data, work / "models" / backend, embedder=emb, seed=0)
+        train_s = time.perf_counter() - t
+        p = res.predictor
+        probs[backend] = p.predict_proba_vectors(p.featurize([r.request for r in dev_rows]))
+        budget = res.dev_serving["classifier_budget"]
+        out[backend] = {
+            "model_dir": str(res.out),
+            "artifact_mb": round(sum(f.stat().st_size for f in res.out.iterdir() if f.is_file()) / 1e6, 2),
+            "build_s": round(build_s, 1),
+            "train_s": round(train_s, 1),
+            "dev_n": len(dev_rows),
+            "dev_argmax": _report(y_dev, probs[backend].argmax(axis=1)),
+            "dev_with_budget": {k: round(float(budget[k]), 4) for k in ("accuracy", "underroute_rate", "overroute_rate")},
+        }
+    return out, probs, y_dev
+
+
+def cascade(probs: dict[str, np.ndarray], y: Sequence[int], fast: str = "static", slow: str = "onnx") -> list[dict[str, float]]:
+    """Static head first; below ``threshold`` top probability, the transformer head decides."""
+    rows = []
+    p_fast, p_slow = probs[fast], probs[slow]
+    for threshold in (0.0, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01):
+        unsure = p_fast.max(axis=1) < threshold
+        pred = np.where(unsure, p_slow.argmax(axis=1), p_fast.argmax(axis=1))
+        rows.append({"threshold": threshold, "to_transformer": round(float(unsure.mean()), 3), **_report(y, pred)})
+    return rows
+
+
+def latency(model_dir: str, n: int) -> dict[str, Any]:
+    """Warm ``Router.route()`` at each length, and ``route_batch`` throughput, in this process."""
+    from router_ml import Router
+
+    router = Router.load(model_dir, llm=None)
+    out: dict[str, Any] = {f"route_{size}_chars": _timings(lambda: router.route(p), n) for size, p in PROMPTS.items()}
+    batch = [PROMPTS["200"] + f" (variant {i})" for i in range(512)]
+    router.route_batch(batch[:8])
+    t = time.perf_counter()
+    router.route_batch(batch)
+    out["batch_512_200_chars_per_s"] = round(len(batch) / (time.perf_counter() - t), 1)
+    return out
+
+
+def cold_start(model_dir: str, runs: int = 3) -> dict[str, Any]:
+    """Import + load + first route in fresh interpreters (medians), peak RSS, and whether torch came in."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    code = COLD.format(path=model_dir, prompt=PROMPTS["200"])
+    results = [
+        json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout)
+        for _ in range(runs)
+    ]
+    med = {k: statistics.median(r[k] for r in results) for k in ("import_s", "load_s", "first_route_s", "peak_rss_mb")}
+    return {
+        **{k: round(v, 3) for k, v in med.items()},
+        "total_s": round(med["import_s"] + med["load_s"] + med["first_route_s"], 3),
+        "torch_imported": any(r["torch_imported"] for r in results),
+        "runs": runs,
+    }
+
+
+def main(data: Path = Path("data"), work: Path = Path("/tmp/router-ml-bench"), n: int = 200, fresh: bool = False) -> dict[str, Any]:
+    work.mkdir(parents=True, exist_ok=True)
+    accuracy, probs, y_dev = train_backends(data, work, fresh)
+    report: dict[str, Any] = {"data": str(data), "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)}
+    for backend in BACKENDS:
+        model_dir = accuracy[backend]["model_dir"]
+        report[backend] = {**accuracy[backend], **latency(model_dir, n), "cold_start": cold_start(model_dir)}
+    report["cascade_static_then_onnx"] = cascade(probs, y_dev)
+    report["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
+    return report
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=Path("data"))
+    ap.add_argument("--work", type=Path, default=Path("/tmp/router-ml-bench"))
+    ap.add_argument("-n", type=int, default=200, help="timed calls per length")
+    ap.add_argument("--fresh", action="store_true", help="rebuild the onnx/static files and re-embed")
+    ap.add_argument("--out", type=Path, help="also write the JSON here")
+    a = ap.parse_args()
+    result = main(a.data, a.work, a.n, a.fresh)
+    text = json.dumps(result, indent=2)
+    if a.out:
+        a.out.write_text(text + "\n")
+    print(text)
