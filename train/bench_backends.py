@@ -47,7 +47,8 @@ t2 = time.perf_counter()
 r.route({prompt!r})
 t3 = time.perf_counter()
 print(json.dumps({{"import_s": t1 - t0, "load_s": t2 - t1, "first_route_s": t3 - t2,
-    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "torch_imported": "torch" in sys.modules}}))
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "torch_imported": "torch" in sys.modules}}))
 """
 
 
@@ -73,7 +74,9 @@ class MemoEmbedder:
             vecs = self.inner.encode([t for _, t in todo], batch_size=batch_size, progress=progress)
             self._memo.update({k: v for (k, _), v in zip(todo, vecs)})
             np.savez(self.path, keys=np.array(list(self._memo)), vectors=np.stack(list(self._memo.values())))
-        return np.stack([self._memo[k] for k in keys]).astype(np.float32) if keys else np.zeros((0, self.dim), np.float32)
+        if not keys:
+            return np.zeros((0, self.dim), np.float32)
+        return np.stack([self._memo[k] for k in keys]).astype(np.float32)
 
     def artifact_spec(self):
         from router_ml.predictor import _embedder_spec
@@ -145,12 +148,17 @@ def train_backends(data: Path, work: Path, fresh: bool) -> tuple[dict[str, Any],
             "train_s": round(train_s, 1),
             "dev_n": len(dev_rows),
             "dev_argmax": _report(y_dev, probs[backend].argmax(axis=1)),
-            "dev_with_budget": {k: round(float(budget[k]), 4) for k in ("accuracy", "underroute_rate", "overroute_rate")},
+            "dev_with_budget": {
+                k: round(float(budget[k]), 4)
+                for k in ("accuracy", "underroute_rate", "overroute_rate")
+            },
         }
     return out, probs, y_dev
 
 
-def cascade(probs: dict[str, np.ndarray], y: Sequence[int], fast: str = "static", slow: str = "onnx") -> list[dict[str, float]]:
+def cascade(
+    probs: dict[str, np.ndarray], y: Sequence[int], fast: str = "static", slow: str = "onnx"
+) -> list[dict[str, float]]:
     """Static head first; below ``threshold`` top probability, the transformer head decides."""
     rows = []
     p_fast, p_slow = probs[fast], probs[slow]
@@ -179,10 +187,10 @@ def cold_start(model_dir: str, runs: int = 3) -> dict[str, Any]:
     """Import + load + first route in fresh interpreters (medians), peak RSS, and whether torch came in."""
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     code = COLD.format(path=model_dir, prompt=PROMPTS["200"])
-    results = [
-        json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout)
-        for _ in range(runs)
-    ]
+    results = []
+    for _ in range(runs):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+        results.append(json.loads(done.stdout))
     med = {k: statistics.median(r[k] for r in results) for k in ("import_s", "load_s", "first_route_s", "peak_rss_mb")}
     return {
         **{k: round(v, 3) for k, v in med.items()},
@@ -192,7 +200,9 @@ def cold_start(model_dir: str, runs: int = 3) -> dict[str, Any]:
     }
 
 
-def main(data: Path = Path("data"), work: Path = Path("/tmp/router-ml-bench"), n: int = 200, fresh: bool = False) -> dict[str, Any]:
+def main(
+    data: Path = Path("data"), work: Path = Path("/tmp/router-ml-bench"), n: int = 200, fresh: bool = False
+) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     accuracy, probs, y_dev = train_backends(data, work, fresh)
     report: dict[str, Any] = {"data": str(data), "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)}
@@ -204,6 +214,40 @@ def main(data: Path = Path("data"), work: Path = Path("/tmp/router-ml-bench"), n
     return report
 
 
+def _cells(r: dict[str, Any]) -> list[str]:
+    cold, arg, bud = r["cold_start"], r["dev_argmax"], r["dev_with_budget"]
+    lat = [f"{r[f'route_{k}_chars']['p50_ms']:.2f} / {r[f'route_{k}_chars']['p99_ms']:.2f}" for k in PROMPTS]
+    return [
+        *lat,
+        f"{r['batch_512_200_chars_per_s']:,.0f}",
+        f"{cold['total_s']:.2f} ({cold['import_s']:.2f} + {cold['load_s']:.2f} + {cold['first_route_s']:.2f})",
+        f"{cold['peak_rss_mb']:.0f}",
+        "yes" if cold["torch_imported"] else "no",
+        f"{r['artifact_mb']:.1f}",
+        f"{arg['accuracy']:.3f} / {arg['underroute']:.3f}",
+        f"{bud['accuracy']:.3f} / {bud['underroute_rate']:.3f}",
+    ]
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    """The side-by-side table for docs/benchmarks.md."""
+    labels = [
+        *(f"route() p50 / p99 at {int(k):,} chars (ms)" for k in PROMPTS),
+        "route_batch, 512 x 200 chars (requests/s)",
+        "cold start: import + load + first route (s)",
+        "peak RSS after the first route (MB)",
+        "torch imported while serving",
+        "model directory (MB)",
+        f"dev accuracy / underroute, argmax (n={report['st']['dev_n']})",
+        "dev accuracy / underroute, fitted budget",
+    ]
+    names = {"st": "sentence-transformers fp32", "onnx": "ONNX int8", "static": "static (distilled)"}
+    columns = [_cells(report[b]) for b in BACKENDS]
+    lines = ["| | " + " | ".join(names[b] for b in BACKENDS) + " |", "|---" * (len(BACKENDS) + 1) + "|"]
+    lines += ["| " + " | ".join([label, *(c[i] for c in columns)]) + " |" for i, label in enumerate(labels)]
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=Path("data"))
@@ -211,7 +255,11 @@ if __name__ == "__main__":
     ap.add_argument("-n", type=int, default=200, help="timed calls per length")
     ap.add_argument("--fresh", action="store_true", help="rebuild the onnx/static files and re-embed")
     ap.add_argument("--out", type=Path, help="also write the JSON here")
+    ap.add_argument("--markdown", type=Path, help="render a saved JSON report as the docs table, and stop")
     a = ap.parse_args()
+    if a.markdown:
+        print(to_markdown(json.loads(a.markdown.read_text())))
+        raise SystemExit(0)
     result = main(a.data, a.work, a.n, a.fresh)
     text = json.dumps(result, indent=2)
     if a.out:
