@@ -53,7 +53,7 @@ def sha256_file(path: Path) -> str:
 def _copy_in(directory: Path, name: str, source: str | Path) -> dict[str, Any]:
     """Copy ``source`` to ``directory/name`` atomically (skipped when it is that file already)."""
     if not name or Path(name).name != name or name in (CARD_FILE, HEAD_FILE, NUMPY_HEAD_FILE):
-        raise ValueError(f"artifact file name must be a plain file name other than the card and head, got {name!r}")
+        raise ValueError(f"artifact file name must be a plain file name, not the card or head: {name!r}")
     source, target = Path(source), directory / name
     if not source.is_file():
         raise FileNotFoundError(f"{source}: file to put in the artifact does not exist")

@@ -19,7 +19,7 @@ __all__ = ["StaticEmbedder"]
 
 
 class StaticEmbedder:
-    """Mean of token vectors (special tokens left out), L2-normalized.
+    """Mean of token vectors (special tokens left out), L2-normalized (so a sum serves as well).
 
     Parameters
     ----------
@@ -28,8 +28,8 @@ class StaticEmbedder:
     id : str, the embedder id the card records.
     max_length : int, default 512 tokens read per text (the normalizer already bounds the text).
 
-    The table is memory-mapped on first use (``np.load`` without pickle, no copy): start-up reads no
-    more of it than the requests touch. Sums are taken in float32.
+    The table is read on first use (``np.load`` without pickle) and widened to float32 in memory:
+    float16 arithmetic in numpy is several times slower, and the widening costs ~0.1 s once.
 
     Example
     -------
@@ -52,7 +52,7 @@ class StaticEmbedder:
     def _load(self):
         with self._lock:
             if self._table is None:
-                table = np.load(self.vectors_path, mmap_mode="r", allow_pickle=False)
+                table = np.load(self.vectors_path, allow_pickle=False)
                 if table.ndim != 2:
                     raise ValueError(f"{self.vectors_path}: expected a (vocab, dim) array, got shape {table.shape}")
                 tok = load_tokenizer(self.tokenizer_path, max_length=self.max_length)
@@ -61,7 +61,7 @@ class StaticEmbedder:
                         f"{self.vectors_path}: {len(table)} rows for a {tok.get_vocab_size()}-token vocabulary"
                     )
                 self._tokenizer = tok
-                self._table = table
+                self._table = np.ascontiguousarray(table, dtype=np.float32)
         return self._table, self._tokenizer
 
     @property
@@ -76,18 +76,15 @@ class StaticEmbedder:
             return np.zeros((0, table.shape[1]), dtype=np.float32)
         if n == 1:  # the hot path of route(): no batch bookkeeping
             ids = tok.encode(texts[0], add_special_tokens=False).ids
-            vec = table[ids].mean(axis=0, dtype=np.float32) if ids else np.zeros(table.shape[1], np.float32)
+            vec = np.take(table, ids, axis=0).sum(axis=0) if ids else np.zeros(table.shape[1], np.float32)
             return _normalize(vec[None, :])
-        encodings = tok.encode_batch(list(texts), add_special_tokens=False)
-        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=n)
-        flat = np.fromiter((i for e in encodings for i in e.ids), dtype=np.int64, count=int(lengths.sum()))
-        sums = np.zeros((n, table.shape[1]), dtype=np.float32)
-        nonempty = lengths > 0
-        if flat.size:
-            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])[nonempty]
-            sums[nonempty] = np.add.reduceat(table[flat].astype(np.float32), starts, axis=0)
-        sums[nonempty] /= lengths[nonempty, None]
-        return _normalize(sums)
+        out = np.zeros((n, table.shape[1]), dtype=np.float32)
+        # A row at a time: faster here than one np.add.reduceat over the batch's gathered rows. Sums, not
+        # means: the L2 norm that follows removes the length.
+        for i, enc in enumerate(tok.encode_batch(list(texts), add_special_tokens=False)):
+            if enc.ids:
+                out[i] = np.take(table, enc.ids, axis=0).sum(axis=0)
+        return _normalize(out)
 
     def artifact_spec(self) -> tuple[dict, dict[str, Path]]:
         """The card's ``embedder`` entry and the files the runtime needs (copied into the model dir)."""

@@ -38,7 +38,7 @@ PROMPTS = {
 }
 
 COLD = """
-import json, resource, sys, time
+import json, re, sys, time
 t0 = time.perf_counter()
 from router_ml import Router
 t1 = time.perf_counter()
@@ -47,7 +47,8 @@ t2 = time.perf_counter()
 r.route({prompt!r})
 t3 = time.perf_counter()
 print(json.dumps({{"import_s": t1 - t0, "load_s": t2 - t1, "first_route_s": t3 - t2,
-    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    # VmHWM, not ru_maxrss: the latter keeps the forking parent's peak across exec
+    "peak_rss_mb": int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024,
     "torch_imported": "torch" in sys.modules}}))
 """
 
