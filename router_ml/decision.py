@@ -12,7 +12,7 @@ import numpy as np
 
 from .tiers import Tier
 
-__all__ = ["budget_tier", "safe_tier", "risk_above"]
+__all__ = ["budget_tier", "budget_tiers", "safe_tier", "risk_above"]
 
 
 def risk_above(probs: Sequence[float], tier: Tier) -> float:
@@ -31,12 +31,19 @@ def budget_tier(probs: Sequence[float], underroute_budget: float) -> Tier:
     >>> budget_tier([0.7, 0.2, 0.1], 0.2)
     <Tier.MEDIUM: 1>
     """
+    return Tier(int(budget_tiers(np.asarray(probs, dtype=float)[None, :], underroute_budget)[0]))
+
+
+def budget_tiers(probs: np.ndarray, underroute_budget: float) -> np.ndarray:
+    """``budget_tier`` for each row of an ``(n, 3)`` array, as tier indices: one numpy pass, which
+    is what keeps ``route_batch`` at thousands of requests a second."""
     if not 0.0 <= underroute_budget <= 1.0:
         raise ValueError(f"underroute_budget must be in [0, 1], got {underroute_budget}")
-    for tier in Tier:
-        if risk_above(probs, tier) <= underroute_budget + 1e-12:
-            return tier
-    return Tier.COMPLEX
+    probs = np.asarray(probs, dtype=float)
+    # risk[:, k] = P(needs more than tier k); the last column is 0, so some tier always qualifies
+    tails = np.cumsum(probs[:, ::-1], axis=1)[:, ::-1]
+    risk = np.column_stack([tails[:, 1:], np.zeros(len(probs))])
+    return np.argmax(risk <= underroute_budget + 1e-12, axis=1)
 
 
 def safe_tier(probs: Sequence[float], underroute_budget: float) -> Tier:

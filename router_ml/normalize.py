@@ -187,6 +187,11 @@ def _split_args(request: Any, kwargs: Mapping[str, Any]) -> tuple[Any, Any, Any]
 
 def normalize(request: Any = None, /, **kwargs: Any) -> NormalizedRequest:
     """Normalize one request; raise ``InvalidRequestError`` (a ``ValueError``) naming what is wrong."""
+    if isinstance(request, str) and not kwargs:  # the common case, without the walk over blocks
+        last_user = _clean(request)
+        if not last_user.strip():
+            raise InvalidRequestError("request is empty: the user turn has no text, image or document")
+        return _finish(last_user, [], est_tokens=estimate_tokens(len(request)), n_turns=1)
     messages, system, tools = _split_args(request, kwargs)
     if not isinstance(messages, list) or not messages:
         raise InvalidRequestError("'messages' must be a non-empty list")
@@ -226,21 +231,40 @@ def normalize(request: Any = None, /, **kwargs: Any) -> NormalizedRequest:
         context.append("earlier: " + _head_tail(_clean(earlier[-1]), CONTEXT_CHARS, 0))
     if system_text.strip():
         context.append("system: " + _head_tail(_clean(system_text), CONTEXT_CHARS, 0))
+    return _finish(
+        last_user,
+        context,
+        est_tokens=estimate_tokens(walk.chars + tool_chars) + walk.images * IMAGE_TOKENS,
+        n_turns=len(messages),
+        has_tools=bool(tools) or walk.tool_blocks > 0,
+        has_images=walk.images > 0,
+        has_system=bool(system_text.strip()),
+    )
+
+
+def _finish(
+    last_user: str,
+    context: list[str],
+    *,
+    est_tokens: int,
+    n_turns: int,
+    has_tools: bool = False,
+    has_images: bool = False,
+    has_system: bool = False,
+) -> NormalizedRequest:
     text = _head_tail(last_user, LAST_TURN_HEAD, LAST_TURN_TAIL) or "(no text)"
     if context:
         text = text + " || " + " | ".join(context)
-
-    est = estimate_tokens(walk.chars + tool_chars) + walk.images * IMAGE_TOKENS
     joined = last_user if len(last_user) < 200_000 else last_user[:200_000]
     return NormalizedRequest(
         text=text,
         last_user=last_user,
-        est_tokens=est,
-        n_turns=len(messages),
+        est_tokens=est_tokens,
+        n_turns=n_turns,
         has_code=bool(_CODE.search(joined)),
-        has_tools=bool(tools) or walk.tool_blocks > 0,
-        has_images=walk.images > 0,
-        has_system=bool(system_text.strip()),
+        has_tools=has_tools,
+        has_images=has_images,
+        has_system=has_system,
     )
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from .breaker import CircuitBreaker
 from .config import Settings, load_settings
-from .decision import budget_tier, safe_tier
+from .decision import budget_tiers, safe_tier
 from .embedder import Embedder
 from .errors import DecisionLogError, LLMAnswerError, LLMRouterError, LLMUnavailableError
 from .normalize import NormalizedRequest, normalize
@@ -38,6 +38,8 @@ from .tiers import Tier, TierConfig
 __all__ = ["Router", "RouteDecision"]
 
 _API_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN")
+_TIERS = tuple(Tier)
+_TIER_NAMES = tuple(t.name for t in Tier)
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class Router:
     ):
         self.settings = settings or load_settings()
         self.tiers = tiers or self.settings.tiers
+        self._models = tuple(self.tiers.model(t) for t in Tier)  # looked up once: route_batch's hot loop
         self.predictor = predictor
         self.rules = RuleRouter()
         serving = (getattr(predictor, "card_", None) or {}).get("serving", {})
@@ -148,12 +151,12 @@ class Router:
 
     # -- building decisions ----------------------------------------------------------------------
     def _decision(self, tier: Tier, probs: Any, source: str, reason: str, started: float, cost: float = 0.0, **extra: Any) -> RouteDecision:
-        probs = np.asarray(probs, dtype=float)
+        row = probs.tolist() if isinstance(probs, np.ndarray) else [float(p) for p in probs]
         return RouteDecision(
             tier=tier,
-            model=self.tiers.model(tier),
-            confidence=float(probs.max()),
-            probabilities={t.name: float(probs[t]) for t in Tier},
+            model=self._models[tier],
+            confidence=max(row),
+            probabilities=dict(zip(_TIER_NAMES, row)),
             source=source,
             reason=reason,
             cost_usd=cost,
@@ -166,23 +169,27 @@ class Router:
         onehot = [float(t == tier) for t in Tier]
         return self._decision(tier, onehot, "rules", f"rule router: {why}", started)
 
-    def _classifier_tier(self, probs: np.ndarray) -> Tier:
+    def _without_llm(self, probs: np.ndarray, started: float) -> list[RouteDecision | None]:
+        """For each row of ``probs``, the decision when no LLM call is needed (or possible); None
+        means "ask the LLM". Vectorized: ``route_batch`` spends its time here for the static model."""
+        conf = probs.max(axis=1)
         if self.underroute_budget is None:
-            return Tier(int(np.argmax(probs)))
-        return budget_tier(probs, self.underroute_budget)
-
-    def _without_llm(self, probs: np.ndarray, started: float) -> RouteDecision | None:
-        """The decision when no LLM call is needed (or possible); None means "ask the LLM"."""
-        conf = float(probs.max())
-        if conf >= self.confidence_threshold:
-            tier = self._classifier_tier(probs)
-            return self._decision(tier, probs, "classifier", f"classifier: p={conf:.2f}", started)
-        why = f"low confidence ({conf:.2f} < {self.confidence_threshold:.2f})"
-        if self.llm is None:
-            return self._safe(probs, started, f"{why}; no LLM router configured")
-        if not self.breaker.allow():
-            return self._safe(probs, started, f"{why}; LLM router circuit open")
-        return None
+            tiers = probs.argmax(axis=1)
+        else:
+            tiers = budget_tiers(probs, self.underroute_budget)
+        out: list[RouteDecision | None] = []
+        for row, c, t in zip(probs, conf.tolist(), tiers.tolist()):
+            if c >= self.confidence_threshold:
+                out.append(self._decision(_TIERS[t], row, "classifier", f"classifier: p={c:.2f}", started))
+                continue
+            why = f"low confidence ({c:.2f} < {self.confidence_threshold:.2f})"
+            if self.llm is None:
+                out.append(self._safe(row, started, f"{why}; no LLM router configured"))
+            elif not self.breaker.allow():
+                out.append(self._safe(row, started, f"{why}; LLM router circuit open"))
+            else:
+                out.append(None)
+        return out
 
     def _safe(self, probs: np.ndarray, started: float, why: str, cost: float = 0.0) -> RouteDecision:
         tier = safe_tier(probs, self.underroute_budget if self.underroute_budget is not None else 0.0)
@@ -234,8 +241,8 @@ class Router:
         raw = request if request is not None else kwargs
         if self.predictor is None:
             return self._record(raw, req, self._rules(req, started), conversation_id)
-        probs = self._probs([req])[0]
-        decision = self._without_llm(probs, started) or self._ask_llm(req, probs, started)
+        probs = self._probs([req])
+        decision = self._without_llm(probs, started)[0] or self._ask_llm(req, probs[0], started)
         return self._record(raw, req, decision, conversation_id)
 
     async def aroute(self, request: Any = None, /, *, conversation_id: str | None = None, **kwargs: Any) -> RouteDecision:
@@ -245,8 +252,9 @@ class Router:
         if self.predictor is None:
             decision = self._rules(req, started)
         else:
-            probs = (await asyncio.to_thread(self._probs, [req]))[0]
-            decision = self._without_llm(probs, started)
+            probs = await asyncio.to_thread(self._probs, [req])
+            decision = self._without_llm(probs, started)[0]
+            probs = probs[0]
             if decision is None:
                 try:
                     verdict = await self.llm.aclassify(req)
@@ -254,6 +262,8 @@ class Router:
                     decision = self._after_llm(probs, started, error=err)
                 else:
                     decision = self._after_llm(probs, started, verdict)
+        if self.log is None:
+            return decision
         raw = request if request is not None else kwargs
         return await asyncio.to_thread(self._record, raw, req, decision, conversation_id)
 
@@ -264,7 +274,7 @@ class Router:
         if self.predictor is None:
             return [self._record(q, r, self._rules(r, started)) for q, r in zip(requests, normed)]
         probs = self._probs(normed) if normed else np.zeros((0, len(Tier)))
-        out: list[RouteDecision | None] = [self._without_llm(p, started) for p in probs]
+        out = self._without_llm(probs, started)
         pending = [i for i, d in enumerate(out) if d is None]
         if pending:
             with ThreadPoolExecutor(max_workers=min(self.max_fallback_workers, len(pending))) as pool:

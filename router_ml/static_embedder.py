@@ -7,7 +7,9 @@ the transformer's, so the classifier head is trained on its own vectors.
 
 from __future__ import annotations
 
+import re
 import threading
+from itertools import chain
 from pathlib import Path
 from typing import Sequence
 
@@ -16,6 +18,10 @@ import numpy as np
 from .onnx_embedder import load_tokenizer
 
 __all__ = ["StaticEmbedder"]
+
+# Split only where the BERT pre-tokenizer splits too (ASCII whitespace), so tokenizing each chunk on
+# its own gives exactly the ids of tokenizing the whole text.
+_CHUNKS = re.compile(r"[^ \t\n\r]+")
 
 
 class StaticEmbedder:
@@ -30,6 +36,8 @@ class StaticEmbedder:
 
     The table is read on first use (``np.load`` without pickle) and widened to float32 in memory:
     float16 arithmetic in numpy is several times slower, and the widening costs ~0.1 s once.
+    Token ids are memoized per whitespace-separated chunk (up to ``cache_size`` chunks): words repeat,
+    and a dict lookup is ~20x cheaper than a call into the tokenizer. The ids are the tokenizer's own.
 
     Example
     -------
@@ -40,13 +48,23 @@ class StaticEmbedder:
 
     backend = "static"
 
-    def __init__(self, vectors_path: str | Path, tokenizer_path: str | Path, *, id: str, max_length: int = 512):
+    def __init__(
+        self,
+        vectors_path: str | Path,
+        tokenizer_path: str | Path,
+        *,
+        id: str,
+        max_length: int = 512,
+        cache_size: int = 200_000,
+    ):
         self.vectors_path = Path(vectors_path)
         self.tokenizer_path = Path(tokenizer_path)
         self.id = id
         self.max_length = int(max_length)
+        self.cache_size = int(cache_size)
         self._table: np.ndarray | None = None
         self._tokenizer = None
+        self._chunk_ids: dict[str, list[int]] = {}
         self._lock = threading.Lock()
 
     def _load(self):
@@ -55,7 +73,7 @@ class StaticEmbedder:
                 table = np.load(self.vectors_path, allow_pickle=False)
                 if table.ndim != 2:
                     raise ValueError(f"{self.vectors_path}: expected a (vocab, dim) array, got shape {table.shape}")
-                tok = load_tokenizer(self.tokenizer_path, max_length=self.max_length)
+                tok = load_tokenizer(self.tokenizer_path, max_length=None)
                 if tok.get_vocab_size() > len(table):
                     raise ValueError(
                         f"{self.vectors_path}: {len(table)} rows for a {tok.get_vocab_size()}-token vocabulary"
@@ -68,22 +86,31 @@ class StaticEmbedder:
     def dim(self) -> int:
         return int(self._load()[0].shape[1])
 
+    def token_ids(self, text: str) -> list[int]:
+        """The tokenizer's ids for ``text`` (no special tokens), cut at ``max_length``."""
+        _, tok = self._load()
+        cache = self._chunk_ids
+        chunks = _CHUNKS.findall(text)
+        parts = list(map(cache.get, chunks))  # the lookups run in C; misses go to the tokenizer
+        if None in parts:
+            for i, part in enumerate(parts):
+                if part is None:
+                    if len(cache) >= self.cache_size:
+                        cache.clear()  # crude but bounded; refills with the words that matter
+                    parts[i] = cache[chunks[i]] = tok.encode(chunks[i], add_special_tokens=False).ids
+        ids = list(chain.from_iterable(parts))
+        return ids[: self.max_length] if len(ids) > self.max_length else ids
+
     def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
         """``(n, dim)`` float32; a text with no tokens gives a zero row. ``batch_size`` is unused."""
-        table, tok = self._load()
-        n = len(texts)
-        if n == 0:
-            return np.zeros((0, table.shape[1]), dtype=np.float32)
-        if n == 1:  # the hot path of route(): no batch bookkeeping
-            ids = tok.encode(texts[0], add_special_tokens=False).ids
-            vec = np.take(table, ids, axis=0).sum(axis=0) if ids else np.zeros(table.shape[1], np.float32)
-            return _normalize(vec[None, :])
-        out = np.zeros((n, table.shape[1]), dtype=np.float32)
-        # A row at a time: faster here than one np.add.reduceat over the batch's gathered rows. Sums, not
-        # means: the L2 norm that follows removes the length.
-        for i, enc in enumerate(tok.encode_batch(list(texts), add_special_tokens=False)):
-            if enc.ids:
-                out[i] = np.take(table, enc.ids, axis=0).sum(axis=0)
+        table, _ = self._load()
+        out = np.zeros((len(texts), table.shape[1]), dtype=np.float32)
+        # A row at a time: faster here than one np.add.reduceat over the batch's gathered rows. Sums,
+        # not means: the L2 norm that follows removes the length.
+        for i, text in enumerate(texts):
+            ids = self.token_ids(text)
+            if ids:
+                np.take(table, ids, axis=0).sum(axis=0, out=out[i])
         return _normalize(out)
 
     def artifact_spec(self) -> tuple[dict, dict[str, Path]]:

