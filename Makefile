@@ -16,14 +16,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[train,dev]'
 	touch $(STAMP)
 
+# The runtime backend of the model: static (default), onnx or st (docs/benchmarks.md#runtime-backends).
+BACKEND ?= static
 train: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/router-ml train --data data/ --out models/
+	HF_HUB_OFFLINE=1 $(BIN)/router-ml train --backend $(BACKEND) --data data/ --out models/
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m train.bench
+	HF_HUB_OFFLINE=1 $(BIN)/python -m train.bench --out docs/benchmarks-router.json
 	HF_HUB_OFFLINE=1 $(BIN)/python -m train.bench_backends --out docs/benchmarks-backends.json
 	$(BIN)/python -m train.bench_label
 

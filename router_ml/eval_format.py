@@ -42,18 +42,14 @@ def router_rows(reports: dict[str, dict[str, Any]]) -> list[list[str]]:
         if fb:
             label += f" (fallback {fb['share']:.0%})"
         rows.append(
-            [
-                label,
-                r["n"],
-                _pct(r["accuracy"]),
-                _pct(r["underroute_rate"]),
-                _pct(r["overroute_rate"]),
-                _usd(c.get("routed_per_1k_usd")),
-                _pct(c.get("savings_vs_opus")),
-                _pct(c.get("savings_vs_sonnet")),
-            ]
+            [label, r["n"], *_rates(r), _usd(c.get("routed_per_1k_usd")), _pct(c.get("savings_vs_opus")),
+             _pct(c.get("savings_vs_sonnet"))]
         )
     return rows
+
+
+def _rates(r: dict[str, Any]) -> list[str]:
+    return [_pct(r["accuracy"]), _pct(r["underroute_rate"]), _pct(r["overroute_rate"])]
 
 
 def _reference(report: dict[str, Any]) -> str:
@@ -108,16 +104,7 @@ def _fallback(reports: dict[str, dict[str, Any]], md: bool) -> list[str]:
         ):
             s = fb.get(key)
             if s:
-                rows.append(
-                    [
-                        what,
-                        s["n"],
-                        _pct(s["accuracy"]),
-                        _pct(s["underroute_rate"]),
-                        _pct(s["overroute_rate"]),
-                        _usd(s.get("routed_per_1k_usd")),
-                    ]
-                )
+                rows.append([what, s["n"], *_rates(s), _usd(s.get("routed_per_1k_usd"))])
         out += table(["rows", "n", "accuracy", "underroute", "overroute", "$ / 1k"], rows, markdown=md)
         rc = r.get("routing_cost")
         if rc and rc["usd"]:

@@ -312,3 +312,19 @@ def test_onnx_int8_embeddings_match_sentence_transformers_fp32(real_vectors):
     assert len(cos) >= 40
     assert cos.mean() >= 0.99, f"mean cosine {cos.mean():.4f}"
     assert cos.min() >= 0.93, f"worst cosine {cos.min():.4f}"
+
+
+def test_a_model_trained_from_a_loaded_static_model_carries_its_own_copy_of_the_files(static_embedder, tiny_data, tmp_path):
+    # What `router-ml retrain` does: the challenger reuses the champion's embedder, loaded from the
+    # champion's directory. The new version must hold its own files, not point at the old ones.
+    import shutil
+
+    from train.trainer import train_model
+
+    champion = _fit(static_embedder, tiny_data)[0].save(tmp_path / "v1")
+    result = train_model(tiny_data, tmp_path / "v2", embedder=Predictor.load(champion).embedder, dev_fraction=0.25)
+    card = json.loads((result.out / "card.json").read_text())
+    assert {"static.npy", "tokenizer.json"} <= set(card["files"])
+    shutil.rmtree(champion)
+    d = Router.load(result.out, llm=None).route("What is the capital of Portugal?")
+    assert d.source in ("classifier", "safe")

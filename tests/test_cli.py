@@ -51,7 +51,9 @@ def test_train_then_route_with_the_real_embedder(tiny_data, tmp_path):
     assert r.exit_code == 0, r.output
     assert "dev classifier: accuracy" in r.output and "dev      rules" in r.output
     card = json.loads((out / "card.json").read_text())
-    assert card["embedder"]["id"] == "sentence-transformers/all-MiniLM-L6-v2" and card["embedder"]["dim"] == 384
+    # the default backend: a static table distilled from the packaged MiniLM, served without torch
+    assert card["embedder"]["id"] == "sentence-transformers/all-MiniLM-L6-v2#static-256" and card["embedder"]["dim"] == 256
+    assert card["embedder"]["backend"] == "static" and {"static.npy", "tokenizer.json", "head.npz"} <= set(card["files"]) | {card["head"]["file"]}
     r = invoke("route", "Audit our OAuth flow across three services for token replay", "--model-dir", out)
     assert r.exit_code == 0 and "(confidence" in r.output
 
