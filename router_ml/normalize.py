@@ -27,6 +27,7 @@ IMAGE_TOKENS = 1_600  # a typical ~1.1 MP image at Anthropic's (width x height /
 LAST_TURN_HEAD = 700
 LAST_TURN_TAIL = 200
 CONTEXT_CHARS = 250
+CODE_SCAN_CHARS = 20_000  # has_code looks this far into the last user turn: bounded cost per request
 
 NUMERIC_FEATURES = ("log_tokens", "log_turns", "has_code", "has_tools", "has_images", "has_system")
 
@@ -144,8 +145,26 @@ class _Walk:
         return ""
 
 
+def _collapse(text: str) -> str:
+    return " ".join(text.split())
+
+
 def _head_tail(text: str, head: int, tail: int) -> str:
-    text = " ".join(text.split())
+    """The first ``head`` and last ``tail`` characters of ``text`` with whitespace runs collapsed.
+
+    Collapsing a prefix (suffix) of the text gives a prefix (suffix) of the collapsed whole, so a long
+    text is read through windows that double until they hold enough: the cost is bounded by the
+    window, not by the text (a 500k-character paste costs what a 5k one does).
+    """
+    need, window = head + tail + 1, 4 * (head + tail) + 64
+    while window < len(text):
+        front = _collapse(text[:window])
+        if len(front) >= need:
+            back = _collapse(text[-window:])
+            if len(back) >= need:
+                return front[:head] + " … " + (back[-tail:] if tail else "")
+        window *= 2
+    text = _collapse(text)
     if len(text) <= head + tail:
         return text
     return text[:head] + " … " + (text[-tail:] if tail else "")
@@ -255,13 +274,12 @@ def _finish(
     text = _head_tail(last_user, LAST_TURN_HEAD, LAST_TURN_TAIL) or "(no text)"
     if context:
         text = text + " || " + " | ".join(context)
-    joined = last_user if len(last_user) < 200_000 else last_user[:200_000]
     return NormalizedRequest(
         text=text,
         last_user=last_user,
         est_tokens=est_tokens,
         n_turns=n_turns,
-        has_code=bool(_CODE.search(joined)),
+        has_code=bool(_CODE.search(last_user, 0, CODE_SCAN_CHARS)),
         has_tools=has_tools,
         has_images=has_images,
         has_system=has_system,

@@ -3,6 +3,8 @@
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from router_ml import InvalidRequestError, normalize
 from router_ml.normalize import IMAGE_TOKENS, NUMERIC_FEATURES
@@ -133,3 +135,20 @@ def test_tools_must_be_a_list():
 def test_positional_and_keywords_together_is_an_error():
     with pytest.raises(InvalidRequestError, match="not both"):
         normalize("hi", messages=[])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pieces=st.lists(st.sampled_from(["a", "bc", " ", "   ", "\n", "\t", "\u3000", "é", " " * 300, "w" * 200]), max_size=400),
+    head=st.integers(0, 800),
+    tail=st.integers(0, 300),
+)
+def test_head_tail_of_a_long_text_equals_collapsing_the_whole_text(pieces, head, tail):
+    # _head_tail reads long texts through windows so a 500k-character paste costs what a 5k one does;
+    # the result must be what collapsing every whitespace run of the whole text would give.
+    from router_ml.normalize import _head_tail
+
+    text = "".join(pieces)
+    whole = " ".join(text.split())
+    want = whole if len(whole) <= head + tail else whole[:head] + " … " + (whole[-tail:] if tail else "")
+    assert _head_tail(text, head, tail) == want

@@ -5,6 +5,7 @@ load + first call) with peak memory, in fresh interpreters. Everything runs in o
 ratios are meaningful on a noisy shared machine. Quote medians; this never asserts a time.
 
     python -m train.bench [--model models/] [-n 200] [--out FILE]
+    python -m train.bench --markdown FILE      # a saved report as the table in docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -130,12 +131,34 @@ def main(model_dir: str | Path | None = None, n: int = 200) -> dict[str, Any]:
     return report
 
 
+def to_markdown(report: dict[str, Any]) -> str:
+    """The side-by-side table for docs/benchmarks.md."""
+    names = {"rules": "rule router", "embedder_only": "embedder alone", "router": "Router (classifier)"}
+    def pcts(r: dict[str, Any], k: str) -> str:
+        t = r[f"route_{k}_chars"]
+        return f"{t['p50_ms']:.3f} / {t['p99_ms']:.3f}"
+
+    rows = [
+        *((f"p50 / p99 at {int(k):,} chars (ms)", lambda r, k=k: pcts(r, k)) for k in PROMPTS),
+        ("batch of 512, 200 chars (per s)", lambda r: f"{r['batch_512_per_s']:,.0f}"),
+        ("cold start: import + load + first call (s)", lambda r: f"{r['cold_start']['total_s']:.2f}"),
+        ("peak RSS after the first call (MB)", lambda r: f"{r['cold_start']['peak_rss_mb']:.0f}"),
+    ]
+    lines = ["| | " + " | ".join(names.values()) + " |", "|---" * (len(names) + 1) + "|"]
+    lines += ["| " + " | ".join([label, *(cell(report[n]) for n in names)]) + " |" for label, cell in rows]
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path, help="model directory (default: the configured models/)")
     ap.add_argument("-n", type=int, default=200, help="timed calls per length")
     ap.add_argument("--out", type=Path, help="also write the JSON here")
+    ap.add_argument("--markdown", type=Path, help="render a saved JSON report as the docs table, and stop")
     a = ap.parse_args()
+    if a.markdown:
+        print(to_markdown(json.loads(a.markdown.read_text())))
+        raise SystemExit(0)
     text = json.dumps(main(a.model, a.n), indent=2)
     if a.out:
         a.out.write_text(text + "\n")

@@ -194,7 +194,7 @@ def main(
 
     work.mkdir(parents=True, exist_ok=True)
     accuracy, y_dev = train_backends(data, work, fresh)
-    dev_requests = [r.request for r in split_rows(load_rows(data), data)[1]]
+    dev_requests = [r.raw for r in split_rows(load_rows(data), data)[1]]  # as apps send them
     report: dict[str, Any] = {"data": str(data), "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)}
     measured = {}
     for backend in BACKENDS:
