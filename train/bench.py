@@ -149,17 +149,25 @@ def to_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", type=Path, help="model directory (default: the configured models/)")
-    ap.add_argument("-n", type=int, default=200, help="timed calls per length")
+def run_cli(ap: argparse.ArgumentParser, run: Callable[[argparse.Namespace], dict], render: Callable[[dict], str]) -> None:
+    """The bench scripts' shared command line: ``--out FILE`` keeps the JSON, ``--markdown FILE``
+    renders a saved one as the docs table instead of measuring."""
+    from router_ml.fileio import atomic_write_text
+
     ap.add_argument("--out", type=Path, help="also write the JSON here")
     ap.add_argument("--markdown", type=Path, help="render a saved JSON report as the docs table, and stop")
     a = ap.parse_args()
     if a.markdown:
-        print(to_markdown(json.loads(a.markdown.read_text())))
-        raise SystemExit(0)
-    text = json.dumps(main(a.model, a.n), indent=2)
+        print(render(json.loads(a.markdown.read_text())))
+        return
+    text = json.dumps(run(a), indent=2)
     if a.out:
-        a.out.write_text(text + "\n")
+        atomic_write_text(a.out, text + "\n")
     print(text)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", type=Path, help="model directory (default: the configured models/)")
+    ap.add_argument("-n", type=int, default=200, help="timed calls per length")
+    run_cli(ap, lambda a: main(a.model, a.n), to_markdown)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import statistics
 import subprocess
@@ -27,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .bench import PROMPTS, _timings, cold_start, throughput
+from .bench import PROMPTS, _timings, cold_start, run_cli, throughput
 
 BACKENDS = ("st", "onnx", "static")
 CASCADE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8)
@@ -265,14 +264,4 @@ if __name__ == "__main__":
     ap.add_argument("--work", type=Path, default=Path("/tmp/router-ml-bench"))
     ap.add_argument("-n", type=int, default=200, help="timed calls per length")
     ap.add_argument("--fresh", action="store_true", help="rebuild the onnx/static files and re-embed")
-    ap.add_argument("--out", type=Path, help="also write the JSON here")
-    ap.add_argument("--markdown", type=Path, help="render a saved JSON report as the docs table, and stop")
-    a = ap.parse_args()
-    if a.markdown:
-        print(to_markdown(json.loads(a.markdown.read_text())))
-        raise SystemExit(0)
-    result = main(a.data, a.work, a.n, a.fresh)
-    text = json.dumps(result, indent=2)
-    if a.out:
-        a.out.write_text(text + "\n")
-    print(text)
+    run_cli(ap, lambda a: main(a.data, a.work, a.n, a.fresh), to_markdown)
