@@ -12,7 +12,7 @@ import numpy as np
 
 from .tiers import Tier
 
-__all__ = ["budget_tier", "budget_tiers", "safe_tier", "risk_above"]
+__all__ = ["budget_tier", "budget_tiers", "safe_tier", "safe_tiers", "risk_above"]
 
 
 def risk_above(probs: Sequence[float], tier: Tier) -> float:
@@ -49,6 +49,11 @@ def budget_tiers(probs: np.ndarray, underroute_budget: float) -> np.ndarray:
 def safe_tier(probs: Sequence[float], underroute_budget: float) -> Tier:
     """The risk-averse answer when the LLM fallback is not available: one tier above the best
     guess, and never below what the budget asks for."""
-    best = Tier(int(np.argmax(probs)))
-    up = Tier(min(int(best) + 1, int(Tier.COMPLEX)))
-    return max(up, budget_tier(probs, underroute_budget))
+    return Tier(int(safe_tiers(np.asarray(probs, dtype=float)[None, :], underroute_budget)[0]))
+
+
+def safe_tiers(probs: np.ndarray, underroute_budget: float) -> np.ndarray:
+    """``safe_tier`` for each row of an ``(n, 3)`` array, as tier indices."""
+    probs = np.asarray(probs, dtype=float)
+    up = np.minimum(probs.argmax(axis=1) + 1, int(Tier.COMPLEX))
+    return np.maximum(up, budget_tiers(probs, underroute_budget))

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import datetime as _dt
 import platform
+import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from .artifact import load_artifact, save_artifact
+from .artifact import artifact_file, load_artifact, save_artifact
 from .backends import embedder_from_card
 from .embedder import Embedder, SentenceTransformerEmbedder, default_embedder
 from .errors import ArtifactCorruptError, EmbedderMismatchError, NotFittedError
+from .lexical import LexicalHead
 from .linear_head import LinearHead
 from .normalize import NUMERIC_FEATURES, NormalizedRequest, normalize
 from .registry import resolve_model_dir
@@ -26,6 +28,7 @@ from .tiers import Tier
 __all__ = ["Predictor", "softmax"]
 
 TIER_NAMES = [t.name for t in Tier]
+LEXICAL_FILE = "lexical.npz"
 
 
 def _versions() -> dict[str, str]:
@@ -105,13 +108,30 @@ class Predictor:
         return self.embedder
 
     def featurize(self, requests: Sequence[Any]) -> np.ndarray:
-        """Requests -> ``(n, dim + len(NUMERIC_FEATURES))`` float32 rows."""
+        """Requests -> ``(n, dim + len(NUMERIC_FEATURES))`` float32 rows, plus the lexical head's
+        log-probabilities (3 columns) when the model has one."""
         normed = [r if isinstance(r, NormalizedRequest) else normalize(r) for r in requests]
-        emb = self._embedder().encode(
-            [r.text for r in normed], batch_size=self.batch_size, progress=self.progress
-        )
+        texts = [r.text for r in normed]
+        embedder, lexical = self._embedder(), getattr(self, "lexical_", None)
+        if lexical is not None and callable(getattr(embedder, "encode_ids", None)):
+            ids = self.token_ids(texts)  # tokenize once for both
+            emb, lex = embedder.encode_ids(ids), lexical.log_proba(ids)
+        else:
+            emb = embedder.encode(texts, batch_size=self.batch_size, progress=self.progress)
+            lex = None if lexical is None else lexical.log_proba(self.token_ids(texts))
         num = np.asarray([r.features() for r in normed], dtype=np.float32).reshape(len(normed), -1)
-        return np.hstack([emb, num]).astype(np.float32)
+        return np.hstack([emb, num] if lex is None else [emb, num, lex]).astype(np.float32)
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """The embedder's WordPiece ids of each text (what the lexical head reads)."""
+        embedder = self._embedder()
+        many = getattr(embedder, "token_ids_many", None)
+        if callable(many):
+            return many(texts)
+        token_ids = getattr(embedder, "token_ids", None)
+        if token_ids is None:
+            raise EmbedderMismatchError(f"embedder {embedder.id!r} gives no token ids for a lexical head")
+        return [token_ids(t) for t in texts]
 
     # -- head ------------------------------------------------------------------------------
     def fit_vectors(self, X: np.ndarray, y: Sequence[Any]) -> "Predictor":
@@ -200,7 +220,14 @@ class Predictor:
         head = self.head_
         if files:  # a torch-free backend: store the head as arrays, so serving needs no scikit-learn
             head = LinearHead.from_estimator(head) or head
-        return save_artifact(directory, head, full, files=files)
+        lexical = getattr(self, "lexical_", None)
+        full.pop("lexical", None)
+        if lexical is None:
+            return save_artifact(directory, head, full, files=files)
+        with tempfile.TemporaryDirectory(prefix="router-ml-lexical-") as tmp:
+            lexical.save(Path(tmp) / LEXICAL_FILE)
+            full["lexical"] = {"file": LEXICAL_FILE, "features": int(len(lexical.keys)), "ngrams": 2}
+            return save_artifact(directory, head, full, files={**files, LEXICAL_FILE: Path(tmp) / LEXICAL_FILE})
 
     @classmethod
     def load(cls, directory: str | Path, *, embedder: Embedder | None = None) -> "Predictor":
@@ -231,10 +258,13 @@ class Predictor:
                 f"artifact expects {spec.get('dim')}-dim embeddings, embedder {embedder.id!r} gives {embedder.dim}",
                 path=card_path,
             )
+        lexical = _load_lexical(directory, card, embedder)
         n_features = int(card.get("n_features", -1))
-        if getattr(head, "n_features_in_", n_features) != n_features or n_features != embedder.dim + len(NUMERIC_FEATURES):
+        expected = embedder.dim + len(NUMERIC_FEATURES) + (len(lexical.intercept) if lexical is not None else 0)
+        if getattr(head, "n_features_in_", n_features) != n_features or n_features != expected:
             raise ArtifactCorruptError("head's input size does not match the card", path=card_path)
         self = cls(embedder)
+        self.lexical_ = lexical
         self.head_ = head
         self.C_ = float(card.get("C", 0.0))
         self.temperature_ = float(card.get("calibration", {}).get("temperature", 1.0))
@@ -245,3 +275,18 @@ class Predictor:
         self.card_ = card
         self.path_ = directory
         return self
+
+
+def _load_lexical(directory: Path, card: dict[str, Any], embedder: Embedder) -> LexicalHead | None:
+    spec = card.get("lexical")
+    if spec is None:
+        return None
+    path = artifact_file(directory, card, spec.get("file") if isinstance(spec, dict) else None)
+    if not callable(getattr(embedder, "token_ids", None)):
+        raise EmbedderMismatchError(
+            f"the model has a lexical head but embedder {embedder.id!r} gives no token ids", path=path
+        )
+    try:
+        return LexicalHead.load(path)
+    except (ValueError, OSError) as err:
+        raise ArtifactCorruptError(f"cannot read the lexical head ({err})", path=path) from err

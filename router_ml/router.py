@@ -26,7 +26,7 @@ import numpy as np
 
 from .breaker import CircuitBreaker
 from .config import Settings, load_settings
-from .decision import budget_tiers, safe_tier
+from .decision import budget_tiers, safe_tier, safe_tiers
 from .embedder import Embedder
 from .errors import DecisionLogError, LLMAnswerError, LLMRouterError, LLMUnavailableError
 from .normalize import NormalizedRequest, normalize
@@ -177,22 +177,26 @@ class Router:
             tiers = probs.argmax(axis=1)
         else:
             tiers = budget_tiers(probs, self.underroute_budget)
+        safe = safe_tiers(probs, self._safe_budget())
         out: list[RouteDecision | None] = []
-        for row, c, t in zip(probs, conf.tolist(), tiers.tolist()):
+        for row, c, t, s in zip(probs, conf.tolist(), tiers.tolist(), safe.tolist()):
             if c >= self.confidence_threshold:
                 out.append(self._decision(_TIERS[t], row, "classifier", f"classifier: p={c:.2f}", started))
                 continue
             why = f"low confidence ({c:.2f} < {self.confidence_threshold:.2f})"
             if self.llm is None:
-                out.append(self._safe(row, started, f"{why}; no LLM router configured"))
+                out.append(self._decision(_TIERS[s], row, "safe", f"safe tier: {why}; no LLM router configured", started))
             elif not self.breaker.allow():
-                out.append(self._safe(row, started, f"{why}; LLM router circuit open"))
+                out.append(self._decision(_TIERS[s], row, "safe", f"safe tier: {why}; LLM router circuit open", started))
             else:
                 out.append(None)
         return out
 
+    def _safe_budget(self) -> float:
+        return self.underroute_budget if self.underroute_budget is not None else 0.0
+
     def _safe(self, probs: np.ndarray, started: float, why: str, cost: float = 0.0) -> RouteDecision:
-        tier = safe_tier(probs, self.underroute_budget if self.underroute_budget is not None else 0.0)
+        tier = safe_tier(probs, self._safe_budget())
         return self._decision(tier, probs, "safe", f"safe tier: {why}", started, cost)
 
     def _after_llm(self, probs: np.ndarray, started: float, verdict: Any = None, error: LLMRouterError | None = None) -> RouteDecision:

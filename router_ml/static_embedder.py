@@ -86,29 +86,49 @@ class StaticEmbedder:
     def dim(self) -> int:
         return int(self._load()[0].shape[1])
 
+    @property
+    def vocab_size(self) -> int:
+        """Rows of the table: every token id is below it."""
+        return int(self._load()[0].shape[0])
+
     def token_ids(self, text: str) -> list[int]:
         """The tokenizer's ids for ``text`` (no special tokens), cut at ``max_length``."""
+        return self.token_ids_many([text])[0]
+
+    def token_ids_many(self, texts: Sequence[str]) -> list[list[int]]:
+        """``token_ids`` of each text; the loop that ``route_batch`` spends its time in."""
         _, tok = self._load()
-        cache = self._chunk_ids
-        chunks = _CHUNKS.findall(text)
-        parts = list(map(cache.get, chunks))  # the lookups run in C; misses go to the tokenizer
-        if None in parts:
-            for i, part in enumerate(parts):
-                if part is None:
-                    if len(cache) >= self.cache_size:
-                        cache.clear()  # crude but bounded; refills with the words that matter
-                    parts[i] = cache[chunks[i]] = tok.encode(chunks[i], add_special_tokens=False).ids
-        ids = list(chain.from_iterable(parts))
-        return ids[: self.max_length] if len(ids) > self.max_length else ids
+        cache, limit, findall = self._chunk_ids, self.max_length, _CHUNKS.findall
+        out = []
+        for text in texts:
+            chunks = findall(text)
+            parts = list(map(cache.get, chunks))  # the lookups run in C; misses go to the tokenizer
+            if None in parts:
+                missing = set(chunks).difference(cache)
+                if len(cache) + len(missing) > self.cache_size:
+                    cache.clear()  # crude but bounded; refills with the words that matter
+                    missing = set(chunks)
+                if len(missing) > self.cache_size:  # one huge text: tokenize it whole, cache nothing
+                    out.append(tok.encode(text, add_special_tokens=False).ids[:limit])
+                    continue
+                for chunk in missing:
+                    cache[chunk] = tok.encode(chunk, add_special_tokens=False).ids
+                parts = list(map(cache.get, chunks))
+            ids = list(chain.from_iterable(parts))
+            out.append(ids[:limit] if len(ids) > limit else ids)
+        return out
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
         """``(n, dim)`` float32; a text with no tokens gives a zero row. ``batch_size`` is unused."""
+        return self.encode_ids(self.token_ids_many(texts))
+
+    def encode_ids(self, id_lists: Sequence[Sequence[int]]) -> np.ndarray:
+        """``encode`` from token ids already computed (the lexical head reads the same ids)."""
         table, _ = self._load()
-        out = np.zeros((len(texts), table.shape[1]), dtype=np.float32)
+        out = np.zeros((len(id_lists), table.shape[1]), dtype=np.float32)
         # A row at a time: faster here than one np.add.reduceat over the batch's gathered rows. Sums,
         # not means: the L2 norm that follows removes the length.
-        for i, text in enumerate(texts):
-            ids = self.token_ids(text)
+        for i, ids in enumerate(id_lists):
             if ids:
                 np.take(table, ids, axis=0).sum(axis=0, out=out[i])
         return _normalize(out)

@@ -328,3 +328,73 @@ def test_a_model_trained_from_a_loaded_static_model_carries_its_own_copy_of_the_
     shutil.rmtree(champion)
     d = Router.load(result.out, llm=None).route("What is the capital of Portugal?")
     assert d.source in ("classifier", "safe")
+
+
+# -- the lexical head (stacked on the static embedding) ----------------------------------------
+def test_lexical_tfidf_equals_scikit_learns_and_log_proba_equals_its_regression():
+    # Our numpy TF-IDF (unigram + bigram keys, min_df 2, sublinear tf, smoothed idf, L2 rows) must be
+    # scikit-learn's, and the served log-probabilities those of the regression fitted on it.
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    from router_ml.lexical import ngram_keys
+    from train.lexical import _matrix, fit_lexical
+
+    rng = np.random.default_rng(0)
+    V = 60  # ids 50-59 never occur
+    y = np.repeat([0, 1, 2], 20)
+    docs = [list(rng.integers(0, 20, 8) + 15 * t) + [7, 7] for t in y]  # each tier its own id range
+    head, oof, C = fit_lexical(docs, y, vocab_size=V, seed=0)
+    assert oof.shape == (60, 3) and np.allclose(np.exp(oof).sum(axis=1), 1)
+
+    sk = TfidfVectorizer(analyzer=lambda ids: [str(k) for k in ngram_keys(ids, V)], min_df=2, sublinear_tf=True)
+    X_sk = sk.fit_transform(docs)
+    order = [sk.vocabulary_[str(k)] for k in head.keys]  # our columns are sorted keys
+    np.testing.assert_allclose(_matrix(head, docs).toarray(), X_sk.toarray()[:, order], rtol=1e-12, atol=1e-12)
+
+    lr = LogisticRegression(C=C, class_weight="balanced", max_iter=5000, random_state=0).fit(X_sk[:, order], y)
+    np.testing.assert_allclose(head.log_proba(docs), lr.predict_log_proba(X_sk[:, order]), atol=1e-6)
+    assert (head.log_proba(docs).argmax(axis=1) == y).mean() > 0.9
+    assert np.allclose(head.log_proba([[], [55, 56]]), head.log_proba([[]])[0])  # no known key: the intercept alone
+
+
+def test_the_trainer_stacks_a_lexical_head_on_a_static_model_and_serving_reads_it_without_sklearn(static_embedder, tiny_data, tmp_path):
+    from train.trainer import train_model
+
+    result = train_model(tiny_data, tmp_path / "m", embedder=static_embedder, dev_fraction=0.25)
+    card = json.loads((result.out / "card.json").read_text())
+    assert card["lexical"]["file"] == "lexical.npz" and "lexical.npz" in card["files"]
+    assert card["n_features"] == DIM + 6 + 3
+    loaded = Predictor.load(result.out)
+    reqs = [r.request for r in load_rows(tiny_data)]
+    np.testing.assert_allclose(loaded.predict_proba(reqs), result.predictor.predict_proba(reqs), rtol=1e-5)
+    code = (
+        "import sys; from router_ml import Router; "
+        f"Router.load({str(result.out)!r}, llm=None).route_batch(['Translate good morning', 'Design a migration plan']); "
+        "print(sorted(m for m in ('sklearn', 'scipy', 'torch') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stderr
+    # without it (what `train_model(lexical=False)` gives) the layout is the plain one
+    plain = train_model(tiny_data, tmp_path / "p", embedder=static_embedder, dev_fraction=0.25, lexical=False)
+    assert "lexical" not in json.loads((plain.out / "card.json").read_text())
+
+
+def test_a_damaged_or_unusable_lexical_head_is_named(static_embedder, tiny_data, tmp_path):
+    from train.trainer import train_model
+
+    out = train_model(tiny_data, tmp_path / "m", embedder=static_embedder, dev_fraction=0.25).out
+    with (out / "lexical.npz").open("ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ArtifactCorruptError, match="lexical.npz.*checksum"):
+        Predictor.load(out)
+    out = train_model(tiny_data, tmp_path / "n", embedder=static_embedder, dev_fraction=0.25).out
+    with pytest.raises(EmbedderMismatchError, match="lexical head but embedder 'test:static' gives no token ids"):
+        Predictor.load(out, embedder=_NoTokenIds(static_embedder))
+
+
+class _NoTokenIds:
+    """The same vectors (id, size, encode) without access to the token ids."""
+
+    def __init__(self, inner):
+        self.id, self.dim, self.encode = inner.id, inner.dim, inner.encode

@@ -54,6 +54,7 @@ def test_train_then_route_with_the_real_embedder(tiny_data, tmp_path):
     # the default backend: a static table distilled from the packaged MiniLM, served without torch
     assert card["embedder"]["id"] == "sentence-transformers/all-MiniLM-L6-v2#static-256" and card["embedder"]["dim"] == 256
     assert card["embedder"]["backend"] == "static" and {"static.npy", "tokenizer.json", "head.npz"} <= set(card["files"]) | {card["head"]["file"]}
+    assert card["lexical"]["file"] == "lexical.npz" and "lexical head:" in r.output  # stacked by default on static
     r = invoke("route", "Audit our OAuth flow across three services for token replay", "--model-dir", out)
     assert r.exit_code == 0 and "(confidence" in r.output
 

@@ -1,9 +1,10 @@
-"""The runtime backends side by side: sentence-transformers fp32, ONNX int8, static, and a cascade.
+"""The runtime backends side by side: sentence-transformers fp32, ONNX int8, static (alone and with the
+lexical head, the default), and a cascade.
 
 For each backend, one run: train the classifier with ``train_model`` on the data's train split (as
 ``router-ml train --backend ...`` does), score the dev split, then time ``Router.route()`` warm at four
 prompt lengths and once on every dev request, batch throughput, and cold start + peak memory in fresh
-interpreters. The cascade (static first; the ONNX classifier when the static one's top probability is
+interpreters. The cascade (the default model first; the ONNX classifier when its top probability is
 under a threshold) is timed from the same per-request measurements: static time, plus ONNX time for
 the requests it passes on. Prints one JSON object; quote medians; asserts no time.
 
@@ -28,7 +29,8 @@ import numpy as np
 
 from .bench import PROMPTS, _timings, cold_start, run_cli, throughput
 
-BACKENDS = ("st", "onnx", "static")
+# "static+lexical" is the default model: the static embedding with the stacked TF-IDF head
+BACKENDS = ("st", "onnx", "static", "static+lexical")
 CASCADE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8)
 
 
@@ -62,6 +64,11 @@ class MemoEmbedder:
         from router_ml.predictor import _embedder_spec
 
         return _embedder_spec(self.inner)
+
+    def __getattr__(self, name: str) -> Any:  # token_ids, vocab_size: what a lexical head reads
+        if name in ("token_ids", "vocab_size"):
+            return getattr(self.inner, name)
+        raise AttributeError(name)
 
 
 def _embedder(backend: str, work: Path, fresh: bool) -> Any:
@@ -108,14 +115,15 @@ def train_backends(data: Path, work: Path, fresh: bool) -> tuple[dict[str, Any],
     out: dict[str, Any] = {}
     for backend in BACKENDS:
         t = time.perf_counter()
-        inner = _embedder(backend, work, fresh)
+        base = backend.split("+")[0]
+        inner = _embedder(base, work, fresh and base == backend)
         build_s = time.perf_counter() - t
-        memo_path = work / f"vectors-{backend}.npz"
-        if fresh:
+        memo_path = work / f"vectors-{base}.npz"
+        if fresh and base == backend:
             memo_path.unlink(missing_ok=True)
         emb = MemoEmbedder(inner, memo_path)
         t = time.perf_counter()
-        res = train_model(data, work / "models" / backend, embedder=emb, seed=0)
+        res = train_model(data, work / "models" / backend, embedder=emb, seed=0, lexical=backend.endswith("+lexical"))
         train_s = time.perf_counter() - t
         p = res.predictor
         probs = p.predict_proba_vectors(p.featurize([r.request for r in dev_rows]))
@@ -156,7 +164,9 @@ def _pcts(ms: np.ndarray) -> dict[str, float]:
     return {"p50_ms": round(float(np.median(ms)), 3), "p99_ms": round(float(np.quantile(ms, 0.99)), 3), "n": len(ms)}
 
 
-def cascade(measured: dict[str, tuple], y: Sequence[int], fast: str = "static", slow: str = "onnx") -> list[dict[str, Any]]:
+def cascade(
+    measured: dict[str, tuple], y: Sequence[int], fast: str = "static+lexical", slow: str = "onnx"
+) -> list[dict[str, Any]]:
     """Static first; under ``threshold`` top probability, the ONNX classifier decides (its own budget)."""
     y = np.asarray(y)
     t_fast, p_fast, tier_fast = measured[fast]
@@ -239,13 +249,14 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"dev accuracy / underroute, argmax (n={report['st']['dev_n']})",
         "dev accuracy / underroute, fitted budget",
     ]
-    names = {"st": "sentence-transformers fp32", "onnx": "ONNX int8", "static": "static (distilled)"}
+    names = {"st": "sentence-transformers fp32", "onnx": "ONNX int8", "static": "static (distilled)",
+             "static+lexical": "static + lexical (default)"}
     columns = [_cells(report[b]) for b in BACKENDS]
     lines = ["| | " + " | ".join(names[b] for b in BACKENDS) + " |", "|---" * (len(BACKENDS) + 1) + "|"]
     lines += ["| " + " | ".join([label, *(c[i] for c in columns)]) + " |" for i, label in enumerate(labels)]
     lines += [
         "",
-        "| cascade: static, then ONNX under threshold | to ONNX | route() p50 / p99 over dev (ms) "
+        "| cascade: static + lexical, then ONNX under threshold | to ONNX | route() p50 / p99 over dev (ms) "
         "| dev accuracy / underroute, fitted budgets |",
         "|---|---|---|---|",
     ]

@@ -31,6 +31,13 @@ def train(
             "(sentence-transformers fp32; serving needs torch).",
         ),
     ] = "static",
+    lexical: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--lexical/--no-lexical",
+            help="Stack a TF-IDF head over the token ids (default: on for static, which gives them).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the model card as JSON.")] = False,
 ) -> None:
     """Train the classifier on labeled data and write models/ (card + head + the backend's files)."""
@@ -49,14 +56,17 @@ def train(
     if ModelRegistry(out).layout == "versioned":  # a new version, made active (docs/retraining.md)
         from .retrain import train_new_version
 
-        _, result = run(train_new_version, data, out, embedder=embedder, seed=seed, progress=not as_json)
+        _, result = run(train_new_version, data, out, embedder=embedder, seed=seed, progress=not as_json, lexical=lexical)
     else:
-        result = run(train_model, data, out, embedder=embedder, seed=seed, progress=not as_json)
+        result = run(train_model, data, out, embedder=embedder, seed=seed, progress=not as_json, lexical=lexical)
     if as_json:
         typer.echo(json.dumps(result.card, indent=2))
         return
     t = result.card["training"]
     typer.echo(f"trained on {t['n_train']} rows, dev {t['n_dev']}; wrote {result.out}")
+    lex = result.card.get("lexical_training")
+    if lex:
+        typer.echo(f"lexical head: {lex['features']:,} unigram and bigram features, C {lex['C']:g}")
     for name, rep in (("classifier", result.dev_report), ("rules", result.rules_dev_report)):
         typer.echo(
             f"dev {name:>10}: accuracy {rep['accuracy']:.3f}  underroute {rep['underroute_rate']:.3f}  "

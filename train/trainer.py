@@ -20,6 +20,7 @@ from router_ml.rules import RuleRouter
 from router_ml.tiers import Tier, TierConfig
 
 from .calibration import DEFAULT_FALLBACK_RATE, DEFAULT_TARGET_UNDERROUTE, fit_serving, oof_logits, serving_metrics
+from .lexical import fit_lexical
 from .splits import split_rows
 
 __all__ = ["TrainResult", "train_model"]
@@ -55,8 +56,13 @@ def train_model(
     progress: bool = False,
     target_underroute: float = DEFAULT_TARGET_UNDERROUTE,
     target_fallback_rate: float = DEFAULT_FALLBACK_RATE,
+    lexical: bool | None = None,
 ) -> TrainResult:
-    """Load ``data``, split, embed once, fit the head on the training split, score dev, save to ``out``."""
+    """Load ``data``, split, embed once, fit the head on the training split, score dev, save to ``out``.
+
+    ``lexical``: stack a TF-IDF head over the embedder's token ids (``router_ml.lexical``); default
+    on when the embedder gives token ids (the static backend).
+    """
     tiers = tiers or TierConfig()
     rows = load_rows(data)
     train_rows, dev_rows = split_rows(rows, data, dev_fraction=dev_fraction, seed=seed)
@@ -66,6 +72,11 @@ def train_model(
     X_train = X[[index[id(r)] for r in train_rows]]
     X_dev = X[[index[id(r)] for r in dev_rows]]
     y_train = [r.tier for r in train_rows]
+    if lexical is None:
+        lexical = callable(getattr(predictor._embedder(), "token_ids", None))
+    lexical_card = None
+    if lexical:
+        X_train, X_dev, lexical_card = _stack_lexical(predictor, train_rows, dev_rows, X_train, X_dev, seed)
     predictor.fit_vectors(X_train, y_train)
     # Serving numbers come from out-of-fold predictions on the training split; dev stays unseen.
     serving = fit_serving(
@@ -101,9 +112,22 @@ def train_model(
         "serving": serving.to_card(),
         "dev_serving": dev_serving,
     }
+    if lexical_card:
+        card["lexical_training"] = lexical_card
     predictor.save(out, card=card)
     predictor.card_ = card
     return TrainResult(predictor, card, dev_report, rules_report, dev_serving, Path(out))
+
+
+def _stack_lexical(predictor: Predictor, train_rows, dev_rows, X_train, X_dev, seed: int):
+    """Fit the lexical head and append its log-probabilities: out-of-fold ones on the training rows."""
+    train_ids = predictor.token_ids([r.request.text for r in train_rows])
+    vocab_size = int(predictor._embedder().vocab_size)
+    head, oof, C = fit_lexical(train_ids, [int(r.tier) for r in train_rows], vocab_size=vocab_size, seed=seed)
+    predictor.lexical_ = head
+    dev_lex = head.log_proba(predictor.token_ids([r.request.text for r in dev_rows]))
+    stacked = (np.hstack([X_train, oof]).astype(np.float32), np.hstack([X_dev, dev_lex]).astype(np.float32))
+    return (*stacked, {"C": C, "features": int(len(head.keys)), "ngrams": 2, "min_df": 2})
 
 
 def _summary(report: dict[str, Any]) -> dict[str, Any]:
