@@ -62,15 +62,19 @@ class LexicalHead:
         """The texts' weights as sparse triples ``(row, feature index, weight)``: (1 + log count) x idf,
         each row L2-normalized. One numpy pass over the whole batch (a row at a time is 4x slower)."""
         n, v = len(id_lists), self.vocab_size
-        lengths = np.fromiter((len(ids) for ids in id_lists), dtype=np.int64, count=n)
-        flat = np.fromiter(chain.from_iterable(id_lists), dtype=np.int64, count=int(lengths.sum()))
-        rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
-        same = rows[:-1] == rows[1:]  # adjacent ids of one text make a bigram (ngram_keys, batched)
-        keys = np.concatenate([flat, v + flat[:-1][same] * v + flat[1:][same]])
-        row = np.concatenate([rows, rows[:-1][same]])
-        # (row, key) pairs packed in one int64: keys stay under 2**_KEY_BITS for vocabularies < 2**15
-        pairs, counts = np.unique((row << _KEY_BITS) | keys, return_counts=True)
-        row, keys = pairs >> _KEY_BITS, pairs & ((1 << _KEY_BITS) - 1)
+        if n == 1:  # route(): one text, no rows to pack
+            keys, counts = np.unique(ngram_keys(id_lists[0], v), return_counts=True)
+            row = np.zeros(len(keys), dtype=np.int64)
+        else:
+            lengths = np.fromiter((len(ids) for ids in id_lists), dtype=np.int64, count=n)
+            flat = np.fromiter(chain.from_iterable(id_lists), dtype=np.int64, count=int(lengths.sum()))
+            rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
+            same = rows[:-1] == rows[1:]  # adjacent ids of one text make a bigram (ngram_keys, batched)
+            keys = np.concatenate([flat, v + flat[:-1][same] * v + flat[1:][same]])
+            row = np.concatenate([rows, rows[:-1][same]])
+            # (row, key) pairs packed in one int64: keys stay under 2**_KEY_BITS (checked in __init__)
+            pairs, counts = np.unique((row << _KEY_BITS) | keys, return_counts=True)
+            row, keys = pairs >> _KEY_BITS, pairs & ((1 << _KEY_BITS) - 1)
         if not len(self.keys):
             return row[:0], row[:0], np.zeros(0)
         pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
@@ -82,11 +86,12 @@ class LexicalHead:
 
     def log_proba(self, id_lists: Sequence[Sequence[int]]) -> np.ndarray:
         """``(n, n_classes)`` log-probabilities, one row per token-id list."""
-        n = len(id_lists)
         row, idx, w = self.tfidf(id_lists)
-        contrib = self.coef[idx] * w[:, None]
-        out = np.column_stack([np.bincount(row, weights=contrib[:, j], minlength=n) for j in range(len(self.intercept))])
-        out = out + self.intercept
+        out = np.tile(self.intercept, (len(id_lists), 1))
+        if len(id_lists) == 1:
+            out[0] += w @ self.coef[idx]
+        else:
+            np.add.at(out, row, self.coef[idx] * w[:, None])
         out -= out.max(axis=1, keepdims=True)
         return out - np.log(np.exp(out).sum(axis=1, keepdims=True))
 
