@@ -356,6 +356,8 @@ def test_lexical_tfidf_equals_scikit_learns_and_log_proba_equals_its_regression(
     np.testing.assert_allclose(head.log_proba(docs), lr.predict_log_proba(X_sk[:, order]), atol=1e-6)
     assert (head.log_proba(docs).argmax(axis=1) == y).mean() > 0.9
     assert np.allclose(head.log_proba([[], [55, 56]]), head.log_proba([[]])[0])  # no known key: the intercept alone
+    mixed = [docs[0], [], docs[30], [55], docs[59]]  # the batch path equals the one-text path of route()
+    np.testing.assert_allclose(head.log_proba(mixed), np.vstack([head.log_proba([d]) for d in mixed]), atol=1e-12)
 
 
 def test_the_trainer_stacks_a_lexical_head_on_a_static_model_and_serving_reads_it_without_sklearn(static_embedder, tiny_data, tmp_path):
