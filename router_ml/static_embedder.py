@@ -105,15 +105,17 @@ class StaticEmbedder:
             parts = list(map(cache.get, chunks))  # the lookups run in C; misses go to the tokenizer
             if None in parts:
                 missing = set(chunks).difference(cache)
-                if len(cache) + len(missing) > self.cache_size:
-                    cache.clear()  # crude but bounded; refills with the words that matter
-                    missing = set(chunks)
                 if len(missing) > self.cache_size:  # one huge text: tokenize it whole, cache nothing
                     out.append(tok.encode(text, add_special_tokens=False).ids[:limit])
                     continue
-                for chunk in missing:
-                    cache[chunk] = tok.encode(chunk, add_special_tokens=False).ids
-                parts = list(map(cache.get, chunks))
+                fresh = {c: tok.encode(c, add_special_tokens=False).ids for c in missing}
+                if len(cache) + len(fresh) > self.cache_size:
+                    cache.clear()  # crude but bounded; refills with the words that matter
+                cache.update(fresh)
+                parts = [fresh[c] if c in fresh else cache.get(c) for c in chunks]
+                if None in parts:  # the cache was just emptied (here or by another thread): no lookups
+                    out.append(tok.encode(text, add_special_tokens=False).ids[:limit])
+                    continue
             ids = list(chain.from_iterable(parts))
             out.append(ids[:limit] if len(ids) > limit else ids)
         return out

