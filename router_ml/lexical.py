@@ -5,7 +5,7 @@ a statute number); a linear model over the word pieces themselves keeps them. It
 log-probabilities join the embedding as three more features of the main head (stacking). On the dev
 split it lifted the static model from 0.619 to 0.659 argmax accuracy, and with the fitted underroute
 budget from 0.420 to 0.488 at 3.2% underroute: past the MiniLM transformer (0.440 at 3.9%), for
-microseconds a request, since the token ids are the static embedder's own.
+about 0.2 ms a request, since the token ids are the static embedder's own.
 
 Fitted by ``train/lexical.py``; applied here with numpy alone, so serving needs no scikit-learn.
 """
