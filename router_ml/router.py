@@ -185,9 +185,9 @@ class Router:
                 continue
             why = f"low confidence ({c:.2f} < {self.confidence_threshold:.2f})"
             if self.llm is None:
-                out.append(self._decision(_TIERS[s], row, "safe", f"safe tier: {why}; no LLM router configured", started))
+                out.append(self._safe(row, started, f"{why}; no LLM router configured", tier=_TIERS[s]))
             elif not self.breaker.allow():
-                out.append(self._decision(_TIERS[s], row, "safe", f"safe tier: {why}; LLM router circuit open", started))
+                out.append(self._safe(row, started, f"{why}; LLM router circuit open", tier=_TIERS[s]))
             else:
                 out.append(None)
         return out
@@ -195,8 +195,10 @@ class Router:
     def _safe_budget(self) -> float:
         return self.underroute_budget if self.underroute_budget is not None else 0.0
 
-    def _safe(self, probs: np.ndarray, started: float, why: str, cost: float = 0.0) -> RouteDecision:
-        tier = safe_tier(probs, self._safe_budget())
+    def _safe(self, probs: np.ndarray, started: float, why: str, cost: float = 0.0, tier: Tier | None = None) -> RouteDecision:
+        """The risk-averse decision; ``tier`` when the batch already computed it (``safe_tiers``)."""
+        if tier is None:
+            tier = safe_tier(probs, self._safe_budget())
         return self._decision(tier, probs, "safe", f"safe tier: {why}", started, cost)
 
     def _after_llm(self, probs: np.ndarray, started: float, verdict: Any = None, error: LLMRouterError | None = None) -> RouteDecision:

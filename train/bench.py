@@ -158,7 +158,11 @@ def run_cli(ap: argparse.ArgumentParser, run: Callable[[argparse.Namespace], dic
     ap.add_argument("--markdown", type=Path, help="render a saved JSON report as the docs table, and stop")
     a = ap.parse_args()
     if a.markdown:
-        print(render(json.loads(a.markdown.read_text())))
+        try:
+            report = json.loads(a.markdown.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise SystemExit(f"error: {a.markdown}: not a saved report ({err})") from None
+        print(render(report))
         return
     text = json.dumps(run(a), indent=2)
     if a.out:
